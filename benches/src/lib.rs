@@ -1,0 +1,1 @@
+//! Criterion benches for ringway live in `benches/`; this library is empty.

@@ -1,0 +1,1 @@
+//! ringway's control plane: providers, aggregation, validation, and table pushes.

@@ -1,0 +1,3 @@
+//! ringway's data plane: the supervisor process and its io_uring workers.
+
+pub mod http;

@@ -1,0 +1,10 @@
+//! The `ringway` executable: parses the command line and dispatches.
+
+use mimalloc::MiMalloc;
+
+#[global_allocator]
+static GLOBAL: MiMalloc = MiMalloc;
+
+fn main() -> anyhow::Result<()> {
+    Ok(())
+}
