@@ -1,1 +1,12 @@
 //! ringway's control plane: providers, aggregation, validation, and table pushes.
+//!
+//! Data flow: providers emit whole Traefik dynamic configurations (`providers`); the
+//! aggregator qualifies, merges and validates them into a `TableSpec` (`aggregator`); the
+//! runtime coalesces changes and pushes full, versioned tables to the data plane (`runtime`).
+
+pub mod aggregator;
+pub mod check;
+pub mod providers;
+mod runtime;
+
+pub use runtime::run;

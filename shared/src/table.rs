@@ -1,1 +1,91 @@
-//! (being written)
+//! Routing tables: the serializable spec the control plane sends, and its compiled form.
+//!
+//! The control plane validates provider configuration into a [`TableSpec`] (names qualified,
+//! references resolved to indexes, server addresses resolved); the data plane compiles the
+//! spec into an immutable [`RouteTable`] off its workers and publishes it to all of them.
+
+mod compiled;
+
+pub use compiled::{CompiledRouter, CompiledService, EntryRoutes, RouteTable, TableError};
+
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// Index of a service in [`TableSpec::services`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ServiceId(pub u32);
+
+/// A complete, validated routing table as sent from the control plane to the data plane.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TableSpec {
+    /// Monotonic version; the data plane acknowledges each one.
+    pub generation: u64,
+    /// Enabled HTTP routers only; disabled ones stay in the control plane with their errors.
+    pub routers: Vec<RouterSpec>,
+    pub services: Vec<ServiceSpec>,
+}
+
+/// An HTTP router whose rule parsed and whose service exists.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RouterSpec {
+    /// Qualified name, `name@provider`.
+    pub name: String,
+    /// Entry points this router is attached to (already expanded from "all/default").
+    pub entry_points: Vec<String>,
+    pub rule: String,
+    /// Explicit priority, or the rule's length when none was configured.
+    pub priority: i64,
+    pub service: ServiceId,
+    /// `tls` section present: the router serves TLS connections only.
+    pub tls: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServiceSpec {
+    /// Qualified name, `name@provider`.
+    pub name: String,
+    pub kind: ServiceKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ServiceKind {
+    LoadBalancer(LoadBalancerSpec),
+    /// Weighted round robin across other services (canary deployments).
+    Weighted(Vec<WeightedChild>),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LoadBalancerSpec {
+    pub servers: Vec<ServerSpec>,
+    /// Forward the client's Host header (default) or the server's authority.
+    pub pass_host_header: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WeightedChild {
+    pub service: ServiceId,
+    pub weight: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServerSpec {
+    /// The URL as configured, for logs and the API.
+    pub url: String,
+    /// Resolved socket address (the control plane does DNS; the data plane never does).
+    pub addr: SocketAddr,
+    /// `host[:port]` of the URL, sent as Host when `pass_host_header` is false.
+    pub authority: String,
+    /// URL path prefix, prepended to the request path ("" when the URL has none).
+    pub path_prefix: String,
+    pub weight: u32,
+}
+
+/// Static transport settings for upstream connections (`serversTransport` in Traefik).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct UpstreamTimeouts {
+    pub dial: Duration,
+    /// Zero means none.
+    pub response_header: Duration,
+    pub idle_conn: Duration,
+}

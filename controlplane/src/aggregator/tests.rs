@@ -1,0 +1,174 @@
+use super::*;
+use ringway_shared::config::{parse_dynamic, Format};
+
+fn static_cfg() -> StaticConfig {
+    StaticConfig::from_args(&["--entrypoints.web.address=:8000".to_string(), "--entrypoints.admin.address=:8081".to_string()])
+        .expect("static config")
+}
+
+fn provider(name: &str, toml: &str) -> ProviderConfig {
+    ProviderConfig {
+        provider: name.to_string(),
+        config: parse_dynamic(&format!("{name}.toml"), toml, Format::Toml).expect("parses"),
+    }
+}
+
+fn no_dns(host: &str, _: u16) -> Result<Vec<SocketAddr>, String> {
+    Err(format!("no DNS in tests ({host})"))
+}
+
+fn run(providers: &[ProviderConfig]) -> Resolution {
+    resolve(providers, &static_cfg(), &no_dns)
+}
+
+const BASE: &str = r#"
+[http.services.s1.loadBalancer]
+servers = [{ url = "http://127.0.0.1:9001" }, { url = "http://127.0.0.1:9002", weight = 3 }]
+"#;
+
+#[test]
+fn valid_router_gets_qualified_names_default_priority_and_all_entry_points() {
+    let r = run(&[provider("file", &format!("{BASE}\n[http.routers.r1]\nrule = \"Host(`a`)\"\nservice = \"s1\"\n"))]);
+    assert!(r.errors.is_empty(), "{:?}", r.errors);
+    assert_eq!(r.table.routers.len(), 1);
+    let router = &r.table.routers[0];
+    assert_eq!(router.name, "r1@file");
+    assert_eq!(router.priority, "Host(`a`)".len() as i64);
+    assert_eq!(router.entry_points, vec!["admin".to_string(), "web".to_string()]);
+    let ServiceKind::LoadBalancer(lb) = &r.table.services[router.service.0 as usize].kind else {
+        panic!("load balancer expected");
+    };
+    assert_eq!(lb.servers.len(), 2);
+    assert_eq!(lb.servers[1].weight, 3);
+    assert!(lb.pass_host_header);
+}
+
+#[test]
+fn missing_service_bad_rule_and_unknown_entry_point_disable_only_that_router() {
+    let toml = format!(
+        "{BASE}
+[http.routers.good]
+rule = \"Path(`/ok`)\"
+service = \"s1\"
+[http.routers.nosvc]
+rule = \"Path(`/x`)\"
+service = \"missing\"
+[http.routers.badrule]
+rule = \"Path(`/x`\"
+service = \"s1\"
+[http.routers.badep]
+rule = \"Path(`/y`)\"
+service = \"s1\"
+entryPoints = [\"nope\"]
+"
+    );
+    let r = run(&[provider("file", &toml)]);
+    let names: Vec<&str> = r.table.routers.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(names, vec!["good@file"]);
+    let text: Vec<String> = r.errors.iter().map(|e| e.to_string()).collect();
+    assert!(text.iter().any(|e| e.contains("http.routers.nosvc") && e.contains("missing@file")), "{text:?}");
+    assert!(text.iter().any(|e| e.contains("http.routers.badrule") && e.contains("invalid rule")), "{text:?}");
+    assert!(text.iter().any(|e| e.contains("http.routers.badep") && e.contains("\"nope\"")), "{text:?}");
+    assert!(text.iter().all(|e| e.starts_with("file.toml: ")), "{text:?}");
+    assert_eq!(r.routers.iter().filter(|r| !r.enabled).count(), 3);
+}
+
+#[test]
+fn cross_provider_references_resolve() {
+    let a = provider("file", BASE);
+    let b = provider("docker", "[http.routers.r]\nrule = \"Host(`b`)\"\nservice = \"s1@file\"\n");
+    let r = run(&[a, b]);
+    assert!(r.errors.is_empty(), "{:?}", r.errors);
+    assert_eq!(r.table.routers[0].name, "r@docker");
+    assert_eq!(r.table.services[r.table.routers[0].service.0 as usize].name, "s1@file");
+}
+
+#[test]
+fn weighted_children_resolve_and_cycles_are_errors() {
+    let toml = format!(
+        "{BASE}
+[http.services.canary.weighted]
+services = [{{ name = \"s1\", weight = 3 }}, {{ name = \"s2\", weight = 1 }}]
+[http.services.s2.loadBalancer]
+servers = [{{ url = \"http://127.0.0.1:9003\" }}]
+[http.services.loop1.weighted]
+services = [{{ name = \"loop2\" }}]
+[http.services.loop2.weighted]
+services = [{{ name = \"loop1\" }}]
+[http.services.orphan.weighted]
+services = [{{ name = \"ghost\" }}]
+"
+    );
+    let r = run(&[provider("file", &toml)]);
+    let canary = r.table.services.iter().find(|s| s.name == "canary@file").expect("canary");
+    let ServiceKind::Weighted(children) = &canary.kind else {
+        panic!("weighted expected")
+    };
+    let weights: Vec<u32> = children.iter().map(|c| c.weight).collect();
+    assert_eq!(weights, vec![3, 1]);
+    let text: Vec<String> = r.errors.iter().map(|e| e.to_string()).collect();
+    assert!(text.iter().any(|e| e.contains("loop1") && e.contains("cycle")), "{text:?}");
+    assert!(text.iter().any(|e| e.contains("orphan") && e.contains("ghost@file")), "{text:?}");
+    assert!(!r.table.services.iter().any(|s| s.name.starts_with("loop")));
+}
+
+#[test]
+fn explicit_priority_is_kept() {
+    let r = run(&[provider(
+        "file",
+        &format!("{BASE}\n[http.routers.r]\nrule = \"Host(`a`)\"\nservice = \"s1\"\npriority = 42\n"),
+    )]);
+    assert_eq!(r.table.routers[0].priority, 42);
+}
+
+#[test]
+fn middlewares_are_refused_rather_than_ignored() {
+    let toml = format!(
+        "{BASE}
+[http.middlewares.auth.basicAuth]
+users = [\"u:p\"]
+[http.routers.r]
+rule = \"Host(`a`)\"
+service = \"s1\"
+middlewares = [\"auth\"]
+"
+    );
+    let r = run(&[provider("file", &toml)]);
+    assert!(r.table.routers.is_empty());
+    let text: Vec<String> = r.errors.iter().map(|e| e.to_string()).collect();
+    assert!(
+        text.iter().any(|e| e.contains("auth@file") && e.contains("basicAuth") && e.contains("not supported")),
+        "{text:?}"
+    );
+}
+
+#[test]
+fn server_urls_are_validated_and_hosts_resolved_by_the_callback() {
+    let toml = r#"
+[http.services.s.loadBalancer]
+servers = [{ url = "http://127.0.0.1" }, { url = "https://127.0.0.1:8443" }, { url = "http://backend:81" }, { url = "nonsense" }]
+"#;
+    let resolver = |host: &str, port: u16| -> Result<Vec<SocketAddr>, String> {
+        if host == "backend" {
+            Ok(vec![SocketAddr::from(([10, 1, 2, 3], port))])
+        } else {
+            Err("unknown".into())
+        }
+    };
+    let r = resolve(&[provider("file", toml)], &static_cfg(), &resolver);
+    let ServiceKind::LoadBalancer(lb) = &r.table.services[0].kind else {
+        panic!("lb")
+    };
+    let addrs: Vec<String> = lb.servers.iter().map(|s| s.addr.to_string()).collect();
+    assert_eq!(addrs, vec!["127.0.0.1:80", "10.1.2.3:81"]);
+    assert_eq!(lb.servers[1].authority, "backend:81");
+    assert_eq!(r.errors.len(), 2, "{:?}", r.errors);
+}
+
+#[test]
+fn empty_servers_list_is_valid() {
+    let toml = "[http.services.empty.loadBalancer]\nservers = []\n[http.routers.r]\nrule = \"Host(`e`)\"\nservice = \"empty\"\n";
+    let r = run(&[provider("file", toml)]);
+    assert!(r.errors.is_empty(), "{:?}", r.errors);
+    assert_eq!(r.table.routers.len(), 1);
+}

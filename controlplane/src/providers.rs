@@ -1,0 +1,16 @@
+//! Providers: each watches one source and emits its whole view as a Traefik dynamic
+//! configuration. Only the file provider exists so far.
+
+pub mod file;
+
+use crate::aggregator::ProviderConfig;
+use ringway_shared::config::ConfigErrors;
+
+/// What a provider tells the aggregator.
+#[derive(Debug)]
+pub enum ProviderEvent {
+    /// The provider's complete, parsed view (replaces its previous one).
+    Config(ProviderConfig),
+    /// The source could not be read or parsed: the last good view stays.
+    Error { provider: String, error: ConfigErrors },
+}

@@ -1,0 +1,563 @@
+//! HTTP/1.1 reverse proxying of one downstream connection: read a head, route it, forward it
+//! over a pooled upstream connection, stream the body both ways, repeat while kept alive.
+
+mod body;
+mod io;
+mod tunnel;
+
+use crate::http::request::{parse_request, Framing, HeaderRef, Limits, ParseStatus, RequestHead};
+use crate::http::response::{parse_response, ResponseHead};
+use crate::http::rewrite::{
+    error_response, write_request_head, write_response_head, write_response_head_with, ForwardContext,
+    ResponseConnection,
+};
+use crate::snapshot::Pick;
+use crate::worker::{ActiveGuard, WorkerCtx};
+use body::{pump, BodyState, PumpError};
+use io::{read_append, with_timeout, write_from};
+use monoio::io::AsyncWriteRentExt;
+use monoio::net::TcpStream;
+use ringway_shared::config::static_config::EntryPoint;
+use ringway_shared::rule::{HeaderSource, RequestView};
+use ringway_shared::table::ServerSpec;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+/// Initial capacity of a connection's read buffer (what an idle keep-alive connection holds).
+const READ_BUF: usize = 8 * 1024;
+/// Smallest read we issue.
+const MIN_READ: usize = 4 * 1024;
+
+/// What the client's request says about its connection.
+#[derive(Debug, Clone, Copy)]
+struct ClientConn {
+    http10: bool,
+    keep_alive: bool,
+}
+
+/// Where a failed exchange went wrong, to choose the status and whether to retry.
+#[derive(Debug)]
+enum Failure {
+    /// The upstream could not be reached, broke, or answered garbage: 502.
+    Upstream,
+    /// The upstream did not answer in time: 504.
+    Timeout,
+    /// A pooled connection turned out to be closed before any response byte: retry on a
+    /// fresh connection if the request can be replayed.
+    Stale,
+    /// The client broke or sent an invalid body: answer `status` if nothing was sent yet.
+    Client(u16),
+}
+
+/// Serves one accepted connection until it closes.
+pub async fn serve_connection(
+    mut client: TcpStream,
+    peer: SocketAddr,
+    ep: Rc<EntryPoint>,
+    w: Rc<WorkerCtx>,
+    _guard: ActiveGuard,
+) {
+    let limits = Limits::default();
+    let mut rbuf: Vec<u8> = Vec::with_capacity(READ_BUF);
+    let mut head = RequestHead::new();
+    let mut first = true;
+    loop {
+        match read_head(&mut client, &mut rbuf, &mut head, &limits, &ep, &w, first).await {
+            HeadRead::Ready => {}
+            HeadRead::Closed => return,
+            HeadRead::Bad(status) => {
+                let (_, _) = client.write_all(error_response(status, true)).await;
+                return;
+            }
+        }
+        first = false;
+        let keep = handle_request(&mut client, peer, &mut rbuf, &head, &ep, &w).await;
+        if !keep || w.shutdown.is_fired() {
+            return;
+        }
+    }
+}
+
+enum HeadRead {
+    Ready,
+    Closed,
+    Bad(u16),
+}
+
+/// Reads until `rbuf` starts with a complete request head. The wait for the first byte is
+/// bounded by the idle timeout (the read timeout for a new connection) and interrupted by a
+/// drain; the rest of the head by the read timeout.
+async fn read_head(
+    client: &mut TcpStream,
+    rbuf: &mut Vec<u8>,
+    head: &mut RequestHead,
+    limits: &Limits,
+    ep: &EntryPoint,
+    w: &WorkerCtx,
+    first: bool,
+) -> HeadRead {
+    let mut deadline: Option<Instant> = None;
+    loop {
+        if !rbuf.is_empty() {
+            match parse_request(rbuf, limits, head) {
+                Ok(ParseStatus::Complete) => return HeadRead::Ready,
+                Ok(ParseStatus::Partial) => {}
+                Err(e) => {
+                    tracing::debug!(error = %e, "bad request");
+                    return HeadRead::Bad(e.status());
+                }
+            }
+        }
+        let idle = rbuf.is_empty();
+        if idle && w.shutdown.is_fired() {
+            return HeadRead::Closed;
+        }
+        let limit = if idle {
+            if first {
+                ep.read_timeout
+            } else {
+                ep.idle_timeout
+            }
+        } else {
+            let d = *deadline.get_or_insert_with(|| Instant::now() + ep.read_timeout);
+            if ep.read_timeout.is_zero() {
+                Duration::ZERO
+            } else {
+                let left = d.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return HeadRead::Closed;
+                }
+                left
+            }
+        };
+        let buf = std::mem::take(rbuf);
+        let spare = (limits.max_head + 1).saturating_sub(buf.len()).clamp(1, MIN_READ.max(READ_BUF));
+        let read = with_timeout(limit, read_append(client, buf, spare));
+        let outcome = if idle {
+            let mut stop = std::pin::pin!(w.shutdown.wait());
+            let mut read = std::pin::pin!(read);
+            monoio::select! {
+                _ = &mut stop => None,
+                r = &mut read => Some(r),
+            }
+        } else {
+            Some(read.await)
+        };
+        let Some(Some((res, buf))) = outcome else {
+            // Drain, or timeout: a slow client is disconnected.
+            return HeadRead::Closed;
+        };
+        *rbuf = buf;
+        match res {
+            Ok(0) | Err(_) => return HeadRead::Closed,
+            Ok(_) => {}
+        }
+    }
+}
+
+/// Header lookup over a parsed head in its buffer, for rule matching.
+struct HeadHeaders<'a> {
+    buf: &'a [u8],
+    headers: &'a [HeaderRef],
+}
+
+impl HeaderSource for HeadHeaders<'_> {
+    fn any_value(&self, name: &str, f: &mut dyn FnMut(&[u8]) -> bool) -> bool {
+        self.headers.iter().any(|h| {
+            self.buf
+                .get(h.name.clone())
+                .is_some_and(|n| n.eq_ignore_ascii_case(name.as_bytes()))
+                && self.buf.get(h.value.clone()).is_some_and(&mut *f)
+        })
+    }
+}
+
+fn slice_str(buf: &[u8], r: Option<std::ops::Range<usize>>) -> &str {
+    r.and_then(|r| buf.get(r)).and_then(|b| std::str::from_utf8(b).ok()).unwrap_or("")
+}
+
+/// Handles the request at the start of `rbuf`; returns whether the connection stays open.
+async fn handle_request(
+    client: &mut TcpStream,
+    peer: SocketAddr,
+    rbuf: &mut Vec<u8>,
+    head: &RequestHead,
+    ep: &EntryPoint,
+    w: &Rc<WorkerCtx>,
+) -> bool {
+    let snap = w.table.get();
+    let (route, method_is_head) = {
+        let buf = &rbuf[..];
+        let headers = HeadHeaders {
+            buf,
+            headers: &head.headers,
+        };
+        let view = RequestView {
+            method: slice_str(buf, Some(head.method.clone())),
+            host: slice_str(buf, head.host.clone()),
+            path: slice_str(buf, Some(head.path.clone())),
+            query: slice_str(buf, head.query.clone()),
+            headers: &headers,
+            client_ip: peer.ip(),
+        };
+        let route = snap
+            .table
+            .entry_point(&ep.name)
+            .and_then(|e| e.find(&view, false))
+            .and_then(|i| snap.table.router(i))
+            .map(|r| r.service);
+        (route, head.is_head(buf))
+    };
+    let has_body = !matches!(head.framing, Framing::None | Framing::Length(0));
+    let Some(service) = route else {
+        return respond_local(client, rbuf, head, 404, has_body).await;
+    };
+    let (server, pass_host) = match snap.pick_server(service) {
+        Pick::Server(s, p) => (s.clone(), p),
+        Pick::NoServer => return respond_local(client, rbuf, head, 503, has_body).await,
+    };
+    drop(snap);
+    forward(client, peer, rbuf, head, ep, w, &server, pass_host, method_is_head).await
+}
+
+/// Answers a request locally (404, 503). A request with a body closes the connection, since
+/// its body is not read.
+async fn respond_local(client: &mut TcpStream, rbuf: &mut Vec<u8>, head: &RequestHead, status: u16, has_body: bool) -> bool {
+    let close = has_body || !head.keep_alive;
+    let mut response = error_response(status, close);
+    if head.is_head(rbuf) {
+        // The same head, without the body.
+        if let Some(end) = response.windows(4).position(|w| w == b"\r\n\r\n") {
+            response = &response[..end + 4];
+        }
+    }
+    let (res, _) = client.write_all(response).await;
+    if close || res.is_err() {
+        return false;
+    }
+    rbuf.drain(..head.head_len);
+    true
+}
+
+/// Forwards one request to `server` and its response back. Returns whether the client
+/// connection stays usable.
+#[allow(clippy::too_many_arguments)]
+async fn forward(
+    client: &mut TcpStream,
+    peer: SocketAddr,
+    rbuf: &mut Vec<u8>,
+    head: &RequestHead,
+    ep: &EntryPoint,
+    w: &Rc<WorkerCtx>,
+    server: &ServerSpec,
+    pass_host: bool,
+    method_is_head: bool,
+) -> bool {
+    // The rewritten head, followed by the body bytes that arrived with it.
+    let mut out = w.bufs.take();
+    let ctx = ForwardContext {
+        client_addr: peer,
+        trusted: ep.trusts(peer.ip()),
+        tls: false,
+        entry_port: ep.address.port(),
+        server_name: &w.server_name,
+        upstream_host: if pass_host { None } else { Some(server.authority.as_str()) },
+    };
+    write_request_head(&mut out, rbuf, head, &ctx);
+    let mut req_body = BodyState::new(&head.framing);
+    let inline = match req_body.feed(&rbuf[head.head_len..]) {
+        Ok(n) => n,
+        Err(_) => {
+            w.bufs.give(out);
+            let (_, _) = client.write_all(error_response(400, true)).await;
+            return false;
+        }
+    };
+    out.extend_from_slice(&rbuf[head.head_len..head.head_len + inline]);
+    let upgrade = head.upgrade;
+    let client_conn = ClientConn {
+        http10: head.minor_version == 0,
+        keep_alive: head.keep_alive,
+    };
+    let expect_continue = head.expect_continue && !req_body.is_done();
+    let client_keep_alive = head.keep_alive;
+    rbuf.drain(..head.head_len + inline);
+    // A request whose whole body is in `out` can be sent again on a fresh connection.
+    let replayable = req_body.is_done();
+
+    let mut attempt = 0;
+    let outcome = loop {
+        attempt += 1;
+        let (upstream, reused) = match checkout(w, server).await {
+            Ok(c) => c,
+            Err(f) => break Err(f),
+        };
+        let (res, o) = exchange(
+            client,
+            upstream,
+            out,
+            rbuf,
+            &mut req_body,
+            ep,
+            w,
+            server,
+            method_is_head,
+            upgrade,
+            client_conn,
+            expect_continue,
+            reused,
+        )
+        .await;
+        out = o;
+        match res {
+            Err(Failure::Stale) if replayable && attempt < 3 => continue,
+            Err(Failure::Stale) => break Err(Failure::Upstream),
+            other => break other,
+        }
+    };
+    w.bufs.give(out);
+    match outcome {
+        Ok(keep) => keep && client_keep_alive,
+        Err(f) => {
+            let status = match f {
+                Failure::Timeout => 504,
+                Failure::Client(s) => s,
+                Failure::Upstream | Failure::Stale => 502,
+            };
+            tracing::debug!(server = %server.url, status, "upstream exchange failed");
+            let (_, _) = client.write_all(error_response(status, true)).await;
+            false
+        }
+    }
+}
+
+/// An idle pooled connection to `server`, or a new one.
+async fn checkout(w: &WorkerCtx, server: &ServerSpec) -> Result<(TcpStream, bool), Failure> {
+    if let Some(s) = w.pool.borrow_mut().take(server.addr, Instant::now()) {
+        return Ok((s, true));
+    }
+    match with_timeout(w.upstream.dial, TcpStream::connect_addr(server.addr)).await {
+        Some(Ok(s)) => {
+            let _ = s.set_nodelay(true);
+            Ok((s, false))
+        }
+        Some(Err(e)) => {
+            tracing::debug!(server = %server.url, error = %e, "connect failed");
+            Err(Failure::Upstream)
+        }
+        None => Err(Failure::Timeout),
+    }
+}
+
+/// One request/response exchange over `upstream`. `out` holds the request head and inline
+/// body; it is returned for a retry. `Ok(keep)` means the response was relayed completely
+/// and says whether the client connection may carry another request.
+#[allow(clippy::too_many_arguments)]
+async fn exchange(
+    client: &mut TcpStream,
+    mut upstream: TcpStream,
+    out: Vec<u8>,
+    rbuf: &mut Vec<u8>,
+    req_body: &mut BodyState,
+    ep: &EntryPoint,
+    w: &WorkerCtx,
+    server: &ServerSpec,
+    method_is_head: bool,
+    upgrade: bool,
+    client_conn: ClientConn,
+    expect_continue: bool,
+    reused: bool,
+) -> (Result<bool, Failure>, Vec<u8>) {
+    let (res, out) = write_from(&mut upstream, out, 0).await;
+    if res.is_err() {
+        return (Err(if reused { Failure::Stale } else { Failure::Upstream }), out);
+    }
+    // Without Expect, send the whole body before reading the answer.
+    if !expect_continue {
+        if let Err(f) = send_body(client, &mut upstream, rbuf, req_body, ep, w).await {
+            return (Err(f), out);
+        }
+    }
+    let mut ubuf = w.bufs.take();
+    let mut rh = ResponseHead::new();
+    let mut got_any = false;
+    let result = loop {
+        match read_response_head(&mut upstream, ubuf, &mut rh, method_is_head, w).await {
+            (Ok(()), b) => ubuf = b,
+            (Err(f), b) => {
+                ubuf = b;
+                got_any |= !ubuf.is_empty();
+                let f = match f {
+                    Failure::Stale if !reused || got_any => Failure::Upstream,
+                    f => f,
+                };
+                break Err(f);
+            }
+        }
+        got_any = true;
+        if (100..200).contains(&rh.status) && rh.status != 101 {
+            // Interim response (100 Continue, 103 Early Hints): relay it, then the body.
+            let mut interim = Vec::with_capacity(256);
+            write_response_head(&mut interim, &ubuf, &rh, false);
+            ubuf.drain(..rh.head_len);
+            let (r, _) = client.write_all(interim).await;
+            if r.is_err() {
+                break Err(Failure::Client(400));
+            }
+            if rh.status == 100 && !req_body.is_done() {
+                if let Err(f) = send_body(client, &mut upstream, rbuf, req_body, ep, w).await {
+                    break Err(f);
+                }
+            }
+            continue;
+        }
+        break Ok(());
+    };
+    if let Err(f) = result {
+        w.bufs.give(ubuf);
+        return (Err(f), out);
+    }
+    // A final answer without reading the body we held back: the client may still send it.
+    let body_unsent = !req_body.is_done();
+
+    if rh.status == 101 && upgrade {
+        let mut resp = Vec::with_capacity(256);
+        write_response_head(&mut resp, &ubuf, &rh, false);
+        resp.extend_from_slice(&ubuf[rh.head_len..]);
+        w.bufs.give(ubuf);
+        let (r, _) = client.write_all(resp).await;
+        if r.is_ok() {
+            let pending = std::mem::take(rbuf);
+            tunnel::relay(client, upstream, pending, ep.idle_timeout).await;
+        }
+        return (Ok(false), out);
+    }
+
+    let mut resp_body = BodyState::new(&rh.framing);
+    let close_client = matches!(rh.framing, Framing::UntilClose)
+        || body_unsent
+        || !client_conn.keep_alive
+        || w.shutdown.is_fired();
+    let mut resp = w.bufs.take();
+    let connection = if close_client {
+        ResponseConnection::Close
+    } else if client_conn.http10 {
+        ResponseConnection::KeepAlive
+    } else {
+        ResponseConnection::Default
+    };
+    write_response_head_with(&mut resp, &ubuf, &rh, connection);
+    let upstream_keep_alive = rh.keep_alive;
+    let inline = match resp_body.feed(&ubuf[rh.head_len..]) {
+        Ok(n) => n,
+        Err(_) => {
+            w.bufs.give(resp);
+            w.bufs.give(ubuf);
+            return (Err(Failure::Upstream), out);
+        }
+    };
+    let leftover = ubuf.len() - rh.head_len - inline;
+    resp.extend_from_slice(&ubuf[rh.head_len..rh.head_len + inline]);
+    let (r, resp) = write_from(client, resp, 0).await;
+    w.bufs.give(resp);
+    if r.is_err() {
+        w.bufs.give(ubuf);
+        return (Ok(false), out);
+    }
+    let mut clean = leftover == 0;
+    if !resp_body.is_done() {
+        let (r, b) = pump(&mut upstream, client, &mut resp_body, ubuf, w.upstream.idle_conn).await;
+        ubuf = b;
+        match r {
+            Ok(extra_from) => clean &= extra_from == ubuf.len() || matches!(rh.framing, Framing::UntilClose),
+            Err(e) => {
+                tracing::debug!(server = %server.url, error = %e, "response body relay failed");
+                w.bufs.give(ubuf);
+                // The head is out: all we can do is close.
+                return (Ok(false), out);
+            }
+        }
+    }
+    w.bufs.give(ubuf);
+    if clean && upstream_keep_alive && !body_unsent && !matches!(rh.framing, Framing::UntilClose) {
+        w.pool.borrow_mut().put(server.addr, upstream, Instant::now());
+    }
+    (Ok(!close_client), out)
+}
+
+/// Streams the rest of the request body from the client to the upstream. Bytes that arrive
+/// past the body (a pipelined request) are kept in `rbuf`.
+async fn send_body(
+    client: &mut TcpStream,
+    upstream: &mut TcpStream,
+    rbuf: &mut Vec<u8>,
+    req_body: &mut BodyState,
+    ep: &EntryPoint,
+    w: &WorkerCtx,
+) -> Result<(), Failure> {
+    if req_body.is_done() {
+        return Ok(());
+    }
+    let buf = w.bufs.take();
+    let (res, buf) = pump(client, upstream, req_body, buf, ep.read_timeout).await;
+    let out = match res {
+        Ok(extra_from) => {
+            rbuf.extend_from_slice(&buf[extra_from..]);
+            Ok(())
+        }
+        Err(PumpError::Framing(e)) => {
+            tracing::debug!(error = %e, "bad request body");
+            Err(Failure::Client(400))
+        }
+        Err(PumpError::ReadTimeout) => Err(Failure::Client(408)),
+        Err(PumpError::Truncated) | Err(PumpError::Read(_)) => Err(Failure::Client(400)),
+        Err(PumpError::Write(_)) => Err(Failure::Upstream),
+    };
+    w.bufs.give(buf);
+    out
+}
+
+/// Reads until `ubuf` starts with a complete response head. Bounded by
+/// `forwardingTimeouts.responseHeaderTimeout` when set.
+async fn read_response_head(
+    upstream: &mut TcpStream,
+    mut ubuf: Vec<u8>,
+    rh: &mut ResponseHead,
+    method_is_head: bool,
+    w: &WorkerCtx,
+) -> (Result<(), Failure>, Vec<u8>) {
+    let limits = Limits::default();
+    let deadline = Instant::now() + w.upstream.response_header;
+    loop {
+        if !ubuf.is_empty() {
+            match parse_response(&ubuf, &limits, method_is_head, rh) {
+                Ok(ParseStatus::Complete) => return (Ok(()), ubuf),
+                Ok(ParseStatus::Partial) => {}
+                Err(e) => {
+                    tracing::debug!(error = %e, "invalid response from upstream");
+                    return (Err(Failure::Upstream), ubuf);
+                }
+            }
+        }
+        let limit = if w.upstream.response_header.is_zero() {
+            Duration::ZERO
+        } else {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return (Err(Failure::Timeout), ubuf);
+            }
+            left
+        };
+        let was_empty = ubuf.is_empty();
+        let Some((res, b)) = with_timeout(limit, read_append(upstream, ubuf, MIN_READ)).await else {
+            return (Err(Failure::Timeout), Vec::new());
+        };
+        ubuf = b;
+        match res {
+            Ok(0) | Err(_) if was_empty => return (Err(Failure::Stale), ubuf),
+            Ok(0) | Err(_) => return (Err(Failure::Upstream), ubuf),
+            Ok(_) => {}
+        }
+    }
+}

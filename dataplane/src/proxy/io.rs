@@ -1,0 +1,41 @@
+//! Small owned-buffer I/O helpers over monoio's rent-style traits.
+
+use monoio::buf::{IoBuf, IoBufMut};
+use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
+use std::future::Future;
+use std::io;
+use std::time::Duration;
+
+/// Reads into the spare capacity of `buf` (appending), growing it by at least `min_spare`
+/// bytes of room first. Returns the number of bytes read (0 = EOF).
+pub async fn read_append<S: AsyncReadRent>(
+    s: &mut S,
+    mut buf: Vec<u8>,
+    min_spare: usize,
+) -> (io::Result<usize>, Vec<u8>) {
+    if buf.capacity() - buf.len() < min_spare.max(1) {
+        buf.reserve(min_spare.max(1));
+    }
+    let len = buf.len();
+    let (res, slice) = s.read(buf.slice_mut(len..)).await;
+    (res, slice.into_inner())
+}
+
+/// Writes `buf[from..]` completely.
+pub async fn write_from<S: AsyncWriteRent>(s: &mut S, buf: Vec<u8>, from: usize) -> (io::Result<()>, Vec<u8>) {
+    if from >= buf.len() {
+        return (Ok(()), buf);
+    }
+    let end = buf.len();
+    let (res, slice) = s.write_all(buf.slice(from..end)).await;
+    (res.map(|_| ()), slice.into_inner())
+}
+
+/// Awaits `fut` for at most `limit`; a zero limit means no limit (Traefik's convention).
+pub async fn with_timeout<F: Future>(limit: Duration, fut: F) -> Option<F::Output> {
+    if limit.is_zero() {
+        Some(fut.await)
+    } else {
+        monoio::time::timeout(limit, fut).await.ok()
+    }
+}

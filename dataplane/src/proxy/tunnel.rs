@@ -1,0 +1,89 @@
+//! The byte relay after a `101 Switching Protocols` (WebSocket and other upgrades).
+
+use super::io::{read_append, with_timeout, write_from};
+use monoio::buf::{IoBuf, IoBufMut, IoVecBuf, IoVecBufMut};
+use monoio::io::{AsyncReadRent, AsyncWriteRent, Split, Splitable};
+use monoio::net::TcpStream;
+use monoio::BufResult;
+use std::future::Future;
+use std::time::Duration;
+
+const TUNNEL_BUF: usize = 16 * 1024;
+
+/// Relays bytes both ways until both directions are closed or one is idle for `idle`.
+/// `pending` holds client bytes that arrived with the upgrade request. Each direction's EOF is
+/// forwarded as a half-close (shutdown of the write side).
+pub async fn relay(client: &mut TcpStream, upstream: TcpStream, pending: Vec<u8>, idle: Duration) {
+    let (mut cr, mut cw) = Borrowed(client).into_split();
+    let (mut ur, mut uw) = upstream.into_split();
+    let up = async {
+        if !pending.is_empty() {
+            let (r, _) = write_from(&mut uw, pending, 0).await;
+            if r.is_err() {
+                return;
+            }
+        }
+        copy(&mut cr, &mut uw, idle).await;
+        let _ = uw.shutdown().await;
+    };
+    let down = async {
+        copy(&mut ur, &mut cw, idle).await;
+        let _ = cw.shutdown().await;
+    };
+    monoio::join!(up, down);
+}
+
+async fn copy<R: AsyncReadRent, W: AsyncWriteRent>(r: &mut R, w: &mut W, idle: Duration) {
+    let mut buf = Vec::with_capacity(TUNNEL_BUF);
+    loop {
+        buf.clear();
+        let Some((res, b)) = with_timeout(idle, read_append(r, buf, TUNNEL_BUF)).await else {
+            return;
+        };
+        buf = b;
+        match res {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+        let (res, b) = write_from(w, buf, 0).await;
+        buf = b;
+        if res.is_err() {
+            return;
+        }
+    }
+}
+
+/// A borrowed stream that can be split in two halves for the duration of the relay.
+struct Borrowed<'a>(&'a mut TcpStream);
+
+// SAFETY: a TCP socket's reads and writes are independent; monoio's own `TcpStream` is
+// `Split` for the same reason, and this only borrows one.
+unsafe impl Split for Borrowed<'_> {}
+
+impl AsyncReadRent for Borrowed<'_> {
+    fn read<T: IoBufMut>(&mut self, buf: T) -> impl Future<Output = BufResult<usize, T>> {
+        self.0.read(buf)
+    }
+
+    fn readv<T: IoVecBufMut>(&mut self, buf: T) -> impl Future<Output = BufResult<usize, T>> {
+        self.0.readv(buf)
+    }
+}
+
+impl AsyncWriteRent for Borrowed<'_> {
+    fn write<T: IoBuf>(&mut self, buf: T) -> impl Future<Output = BufResult<usize, T>> {
+        self.0.write(buf)
+    }
+
+    fn writev<T: IoVecBuf>(&mut self, buf_vec: T) -> impl Future<Output = BufResult<usize, T>> {
+        self.0.writev(buf_vec)
+    }
+
+    fn flush(&mut self) -> impl Future<Output = std::io::Result<()>> {
+        self.0.flush()
+    }
+
+    fn shutdown(&mut self) -> impl Future<Output = std::io::Result<()>> {
+        self.0.shutdown()
+    }
+}

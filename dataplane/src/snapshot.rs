@@ -1,0 +1,128 @@
+//! Publishing routing tables to the workers: one shared slot, a worker-local cache.
+//!
+//! The supervisor stores a new `Arc<RouteTable>` and then bumps the generation. A worker reads
+//! the generation (a shared cache line that is written once per reload, so reads stay local),
+//! and only when it changed loads the new table. Requests clone an `Rc`, never the `Arc`:
+//! nothing on the request path touches a cross-core reference count.
+
+use arc_swap::ArcSwap;
+use ringway_shared::lb::SmoothWrr;
+use ringway_shared::table::{CompiledService, RouteTable, ServerSpec, ServiceId};
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// Shared between the supervisor (writer) and the workers (readers).
+pub struct TableSlot {
+    generation: AtomicU64,
+    table: ArcSwap<RouteTable>,
+}
+
+impl TableSlot {
+    pub fn new() -> Self {
+        TableSlot {
+            generation: AtomicU64::new(0),
+            table: ArcSwap::from_pointee(RouteTable::empty()),
+        }
+    }
+
+    /// Makes `table` the one every worker uses for its next request.
+    pub fn publish(&self, table: RouteTable) {
+        let generation = table.generation;
+        self.table.store(Arc::new(table));
+        self.generation.store(generation, Ordering::Release);
+    }
+
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+}
+
+impl Default for TableSlot {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A table as one worker sees it, with that worker's load-balancer state.
+pub struct Snapshot {
+    pub table: Arc<RouteTable>,
+    lb: RefCell<Vec<SmoothWrr>>,
+}
+
+impl Snapshot {
+    fn new(table: Arc<RouteTable>) -> Self {
+        let lb = (0..table.services_len()).map(|_| SmoothWrr::default()).collect();
+        Snapshot {
+            table,
+            lb: RefCell::new(lb),
+        }
+    }
+
+    /// Picks a server for a service, descending through weighted services.
+    /// Returns the server and whether the Host header is passed through.
+    pub fn pick_server(&self, mut service: ServiceId) -> Pick<'_> {
+        let mut lb = self.lb.borrow_mut();
+        // Weighted services form a DAG (the control plane rejects cycles); bound the walk anyway.
+        for _ in 0..32 {
+            let Some(state) = lb.get_mut(service.0 as usize) else {
+                return Pick::NoServer;
+            };
+            match self.table.service(service) {
+                Some(CompiledService::LoadBalancer {
+                    servers,
+                    weights,
+                    pass_host_header,
+                    ..
+                }) => {
+                    return match state.pick(weights, |_| true) {
+                        Some(i) => Pick::Server(&servers[i], *pass_host_header),
+                        None => Pick::NoServer,
+                    };
+                }
+                Some(CompiledService::Weighted {
+                    children, weights, ..
+                }) => match state.pick(weights, |_| true) {
+                    Some(i) => service = children[i],
+                    None => return Pick::NoServer,
+                },
+                None => return Pick::NoServer,
+            }
+        }
+        Pick::NoServer
+    }
+}
+
+pub enum Pick<'a> {
+    Server(&'a ServerSpec, bool),
+    NoServer,
+}
+
+/// Per-worker cache of the current table.
+pub struct LocalTable {
+    slot: Arc<TableSlot>,
+    current: RefCell<(u64, Rc<Snapshot>)>,
+}
+
+impl LocalTable {
+    pub fn new(slot: Arc<TableSlot>) -> Self {
+        let snap = Rc::new(Snapshot::new(slot.table.load_full()));
+        let generation = snap.table.generation;
+        LocalTable {
+            slot,
+            current: RefCell::new((generation, snap)),
+        }
+    }
+
+    /// The table for a new request.
+    pub fn get(&self) -> Rc<Snapshot> {
+        let generation = self.slot.generation();
+        let mut cur = self.current.borrow_mut();
+        if cur.0 != generation {
+            let table = self.slot.table.load_full();
+            *cur = (table.generation, Rc::new(Snapshot::new(table)));
+        }
+        cur.1.clone()
+    }
+}

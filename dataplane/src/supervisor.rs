@@ -1,0 +1,126 @@
+//! The data-plane process: static config, listeners, workers, the control-plane link, signals
+//! and graceful shutdown.
+
+use crate::control_link::ControlLink;
+use crate::listener::bind_reuseport;
+use crate::snapshot::TableSlot;
+use crate::worker::{self, WorkerSpec};
+use futures_channel::oneshot;
+use ringway_shared::config::static_config::{EntryPoint, StaticConfig};
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
+use std::sync::Arc;
+use std::thread;
+use std::time::Duration;
+
+/// Runs the data plane until SIGTERM/SIGINT; `args` (the static-config arguments) are passed
+/// on to the control plane. Returns the process exit code.
+pub fn run(cfg: StaticConfig, args: Vec<String>) -> i32 {
+    for key in &cfg.unsupported {
+        tracing::warn!(key = %key, "static option not supported yet; ignored");
+    }
+
+    let workers = cfg
+        .dataplane
+        .workers
+        .unwrap_or_else(|| thread::available_parallelism().map(|n| n.get()).unwrap_or(1))
+        .max(1);
+
+    // Bind everything before starting anything, so a port in use is a clear, early error.
+    let mut per_worker: Vec<Vec<(EntryPoint, std::net::TcpListener)>> = (0..workers).map(|_| Vec::new()).collect();
+    for ep in cfg.entry_points.values() {
+        let listeners = match bind_reuseport(&ep.name, ep.address, workers) {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("ringway: {e}");
+                return 1;
+            }
+        };
+        let mut ep = ep.clone();
+        if let Some(addr) = listeners.first().and_then(|l| l.local_addr().ok()) {
+            ep.address = addr;
+        }
+        println!("ringway: entryPoint {} listening on http://{}", ep.name, ep.address);
+        for (i, l) in listeners.into_iter().enumerate() {
+            per_worker[i].push((ep.clone(), l));
+        }
+    }
+    let driver = if monoio::utils::detect_uring() {
+        "io_uring"
+    } else {
+        "epoll (io_uring unavailable: blocked by seccomp or an old kernel)"
+    };
+    println!("ringway: {workers} workers, I/O driver {driver}");
+    tracing::info!(workers, driver, "data plane started");
+
+    let slot = Arc::new(TableSlot::new());
+    let server_name: Arc<str> = hostname::get()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_else(|| "ringway".to_string())
+        .into();
+    let mut drains = Vec::with_capacity(workers);
+    let mut handles = Vec::with_capacity(workers);
+    for (id, listeners) in per_worker.into_iter().enumerate() {
+        let (tx, rx) = oneshot::channel();
+        drains.push(tx);
+        let spec = WorkerSpec {
+            id,
+            listeners,
+            table: slot.clone(),
+            upstream: cfg.servers_transport.forwarding_timeouts,
+            max_idle_conns_per_host: cfg.servers_transport.max_idle_conns_per_host,
+            server_name: server_name.clone(),
+            drain: rx,
+        };
+        let h = thread::Builder::new().name(format!("worker-{id}")).spawn(move || {
+            if let Err(e) = worker::run(spec) {
+                tracing::error!(worker = id, error = %e, "worker failed to start");
+            }
+        });
+        match h {
+            Ok(h) => handles.push(h),
+            Err(e) => {
+                eprintln!("ringway: cannot start worker {id}: {e}");
+                return 1;
+            }
+        }
+    }
+
+    let link = ControlLink::start(args, slot);
+
+    let mut signals = match Signals::new([SIGTERM, SIGINT]) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("ringway: cannot install signal handlers: {e}");
+            return 1;
+        }
+    };
+    let signal = signals.forever().next().unwrap_or(SIGTERM);
+    tracing::info!(signal, "shutting down gracefully");
+
+    let accept_grace = cfg
+        .entry_points
+        .values()
+        .map(|e| e.request_accept_grace_timeout)
+        .max()
+        .unwrap_or(Duration::ZERO);
+    if !accept_grace.is_zero() {
+        thread::sleep(accept_grace);
+    }
+    let grace = cfg
+        .entry_points
+        .values()
+        .map(|e| e.grace_timeout)
+        .max()
+        .unwrap_or(Duration::from_secs(10));
+    for d in drains {
+        let _ = d.send(grace);
+    }
+    link.shutdown();
+    for h in handles {
+        let _ = h.join();
+    }
+    tracing::info!("stopped");
+    0
+}

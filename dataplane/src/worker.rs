@@ -1,0 +1,166 @@
+//! A worker: one thread, one monoio runtime (io_uring, or epoll where io_uring is refused),
+//! its own listeners, upstream pool, buffers and load-balancer state.
+
+use crate::proxy;
+use crate::shutdown::Shutdown;
+use crate::snapshot::{LocalTable, TableSlot};
+use crate::upstream_pool::UpstreamPool;
+use futures_channel::oneshot;
+use monoio::net::TcpListener;
+use ringway_shared::config::static_config::EntryPoint;
+use ringway_shared::table::UpstreamTimeouts;
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Everything a worker thread is started with.
+pub struct WorkerSpec {
+    pub id: usize,
+    pub listeners: Vec<(EntryPoint, std::net::TcpListener)>,
+    pub table: Arc<TableSlot>,
+    pub upstream: UpstreamTimeouts,
+    pub max_idle_conns_per_host: usize,
+    pub server_name: Arc<str>,
+    /// Fired by the supervisor to start a graceful drain.
+    pub drain: oneshot::Receiver<Duration>,
+}
+
+/// State shared by the tasks of one worker (never across threads).
+pub struct WorkerCtx {
+    pub table: LocalTable,
+    pub pool: RefCell<UpstreamPool>,
+    pub shutdown: Shutdown,
+    pub upstream: UpstreamTimeouts,
+    pub server_name: Arc<str>,
+    pub bufs: BufPool,
+    active: Cell<usize>,
+}
+
+/// Large I/O buffers reused across requests of one worker: an idle keep-alive connection
+/// holds only its small read buffer.
+pub struct BufPool {
+    free: RefCell<Vec<Vec<u8>>>,
+}
+
+/// Size of the buffers used to stream bodies.
+pub const BODY_BUF: usize = 64 * 1024;
+const POOLED_MAX: usize = 256;
+
+impl BufPool {
+    fn new() -> Self {
+        BufPool {
+            free: RefCell::new(Vec::new()),
+        }
+    }
+
+    pub fn take(&self) -> Vec<u8> {
+        self.free
+            .borrow_mut()
+            .pop()
+            .unwrap_or_else(|| Vec::with_capacity(BODY_BUF))
+    }
+
+    pub fn give(&self, mut buf: Vec<u8>) {
+        if buf.capacity() < BODY_BUF {
+            return;
+        }
+        buf.clear();
+        let mut free = self.free.borrow_mut();
+        if free.len() < POOLED_MAX {
+            free.push(buf);
+        }
+    }
+}
+
+impl WorkerCtx {
+    /// Counts a connection for the drain; the guard uncounts it when dropped.
+    pub fn enter(self: &Rc<Self>) -> ActiveGuard {
+        self.active.set(self.active.get() + 1);
+        ActiveGuard(self.clone())
+    }
+}
+
+pub struct ActiveGuard(Rc<WorkerCtx>);
+
+impl Drop for ActiveGuard {
+    fn drop(&mut self) {
+        self.0.active.set(self.0.active.get().saturating_sub(1));
+    }
+}
+
+/// Runs a worker until its drain completes. Returns which I/O driver it used.
+pub fn run(spec: WorkerSpec) -> std::io::Result<()> {
+    let uring = monoio::utils::detect_uring();
+    let mut rt = monoio::RuntimeBuilder::<monoio::FusionDriver>::new()
+        .with_entries(1024)
+        .enable_timer()
+        .build()?;
+    tracing::debug!(
+        worker = spec.id,
+        driver = if uring { "io_uring" } else { "epoll (legacy)" },
+        "worker started"
+    );
+    rt.block_on(serve(spec));
+    Ok(())
+}
+
+async fn serve(spec: WorkerSpec) {
+    let ctx = Rc::new(WorkerCtx {
+        table: LocalTable::new(spec.table),
+        pool: RefCell::new(UpstreamPool::new(
+            spec.max_idle_conns_per_host,
+            spec.upstream.idle_conn,
+        )),
+        shutdown: Shutdown::new(),
+        upstream: spec.upstream,
+        server_name: spec.server_name,
+        bufs: BufPool::new(),
+        active: Cell::new(0),
+    });
+    for (ep, std_listener) in spec.listeners {
+        match TcpListener::from_std(std_listener) {
+            Ok(l) => {
+                monoio::spawn(accept_loop(l, Rc::new(ep), ctx.clone()));
+            }
+            Err(e) => tracing::error!(entry_point = %ep.name, error = %e, "cannot use listener"),
+        }
+    }
+    // Sender dropped (supervisor gone) also means drain, with the default grace.
+    let grace = spec.drain.await.unwrap_or(Duration::from_secs(10));
+    ctx.shutdown.fire();
+    ctx.pool.borrow_mut().clear();
+    let deadline = Instant::now() + grace;
+    while ctx.active.get() > 0 && Instant::now() < deadline {
+        monoio::time::sleep(Duration::from_millis(10)).await;
+    }
+    if ctx.active.get() > 0 {
+        tracing::warn!(
+            worker = spec.id,
+            connections = ctx.active.get(),
+            "grace timeout reached; closing remaining connections"
+        );
+    }
+}
+
+async fn accept_loop(listener: TcpListener, ep: Rc<EntryPoint>, ctx: Rc<WorkerCtx>) {
+    let mut stop = std::pin::pin!(ctx.shutdown.wait());
+    loop {
+        monoio::select! {
+            _ = &mut stop => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    let guard = ctx.enter();
+                    let _ = stream.set_nodelay(true);
+                    monoio::spawn(proxy::serve_connection(stream, peer, ep.clone(), ctx.clone(), guard));
+                }
+                Err(e) => {
+                    // EMFILE and friends: back off briefly instead of spinning.
+                    tracing::warn!(entry_point = %ep.name, error = %e, "accept failed");
+                    monoio::time::sleep(Duration::from_millis(20)).await;
+                }
+            },
+        }
+    }
+    drop(listener);
+}

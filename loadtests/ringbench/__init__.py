@@ -1,0 +1,1 @@
+"""ringbench: the pieces of ringway's load-test harness (see loadtests/README.md)."""

@@ -1,0 +1,420 @@
+//! Traefik v3 dynamic configuration (file provider TOML/YAML; later labels and KV), decoded
+//! through the case-insensitive [`Node`] deserializer and merged across files.
+//!
+//! Unknown keys inside the sections ringway knows are errors naming their path; Traefik
+//! sections that ringway does not implement yet (`tcp`, `udp`, `tls`, `serversTransports`,
+//! middleware bodies, sticky sessions, health checks, …) are kept raw, never refused here: the
+//! aggregator decides what to do with them.
+
+mod merge;
+#[cfg(test)]
+mod tests;
+
+pub use super::format::Format;
+
+use super::node::{from_node_at, join};
+use super::{ConfigError, ConfigErrors, Node, NodeError};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+/// One provider's dynamic configuration.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DynamicConfig {
+    pub http: HttpConfig,
+    /// `tcp` (`routers`, `services`, `middlewares`, `serversTransports`): not implemented yet.
+    pub tcp: Option<Node>,
+    /// `udp` (`routers`, `services`): not implemented yet.
+    pub udp: Option<Node>,
+    /// `tls` (`certificates`, `options`, `stores`): not implemented yet.
+    pub tls: Option<Node>,
+    /// Where each named item was defined, by path: `http.routers.web` →
+    /// `/etc/ringway.d/web.toml`.
+    pub origins: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct HttpConfig {
+    pub routers: BTreeMap<String, RouterConfig>,
+    pub services: BTreeMap<String, ServiceConfig>,
+    pub middlewares: BTreeMap<String, MiddlewareConfig>,
+    /// Kept raw: not implemented yet.
+    pub servers_transports: BTreeMap<String, Node>,
+    /// Entry point models (`http.models`), kept raw: not implemented yet.
+    pub models: BTreeMap<String, Node>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct RouterConfig {
+    /// Empty: the static configuration's default entry points.
+    pub entry_points: Vec<String>,
+    pub middlewares: Vec<String>,
+    pub service: String,
+    pub rule: String,
+    /// `v3` (the default) or `v2`.
+    pub rule_syntax: Option<String>,
+    /// `None` or `0`: the rule's length.
+    pub priority: Option<i64>,
+    pub tls: Option<RouterTlsConfig>,
+    pub observability: Option<Node>,
+    /// Multi-layer routing: not implemented yet.
+    pub parent_refs: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct RouterTlsConfig {
+    pub options: Option<String>,
+    pub cert_resolver: Option<String>,
+    pub domains: Vec<TlsDomain>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct TlsDomain {
+    pub main: String,
+    pub sans: Vec<String>,
+}
+
+/// A service; exactly one kind must be set (checked by the aggregator, so that one bad
+/// service does not reject the whole file).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct ServiceConfig {
+    pub load_balancer: Option<LoadBalancerConfig>,
+    pub weighted: Option<WeightedConfig>,
+    pub mirroring: Option<Node>,
+    pub failover: Option<Node>,
+    pub highest_random_weight: Option<Node>,
+    /// Service middlewares: not implemented yet.
+    pub middlewares: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct LoadBalancerConfig {
+    pub servers: Vec<ServerConfig>,
+    /// Default true.
+    pub pass_host_header: Option<bool>,
+    /// `wrr` (default), `p2c`, `hrw`, `leasttime`.
+    pub strategy: Option<String>,
+    pub sticky: Option<Node>,
+    pub health_check: Option<Node>,
+    pub passive_health_check: Option<Node>,
+    pub response_forwarding: Option<Node>,
+    pub servers_transport: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct ServerConfig {
+    pub url: String,
+    /// Default 1.
+    pub weight: Option<u32>,
+    /// Prepend the URL's path to the request path (otherwise Traefik ignores it).
+    pub preserve_path: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct WeightedConfig {
+    pub services: Vec<WeightedServiceConfig>,
+    pub sticky: Option<Node>,
+    pub health_check: Option<Node>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct WeightedServiceConfig {
+    pub name: String,
+    /// Default 1.
+    pub weight: Option<u32>,
+}
+
+/// A middleware: its type (Traefik's spelling, e.g. `basicAuth`) and its raw settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MiddlewareConfig {
+    pub kind: &'static str,
+    pub config: Node,
+}
+
+/// Traefik v3's HTTP middleware types.
+pub const MIDDLEWARE_KINDS: &[&str] = &[
+    "addPrefix",
+    "basicAuth",
+    "buffering",
+    "chain",
+    "circuitBreaker",
+    "compress",
+    "contentType",
+    "digestAuth",
+    "encodedCharacters",
+    "errors",
+    "forwardAuth",
+    "grpcWeb",
+    "headers",
+    "inFlightReq",
+    "ipAllowList",
+    "ipWhiteList",
+    "passTLSClientCert",
+    "plugin",
+    "rateLimit",
+    "redirectRegex",
+    "redirectScheme",
+    "replacePath",
+    "replacePathRegex",
+    "retry",
+    "stripPrefix",
+    "stripPrefixRegex",
+];
+
+const TOP_LEVEL: &[&str] = &["http", "tcp", "udp", "tls"];
+const HTTP_SECTIONS: &[&str] = &[
+    "routers",
+    "services",
+    "middlewares",
+    "serversTransports",
+    "models",
+];
+const TCP_SECTIONS: &[&str] = &["routers", "services", "middlewares", "serversTransports"];
+const UDP_SECTIONS: &[&str] = &["routers", "services"];
+const TLS_SECTIONS: &[&str] = &["certificates", "options", "stores"];
+
+/// Parses one file's text; `source` (its path) prefixes every error location.
+pub fn parse_dynamic(source: &str, text: &str, format: Format) -> Result<DynamicConfig, ConfigErrors> {
+    let node = format
+        .parse_tree(text)
+        .map_err(|message| ConfigErrors::one(source, message))?;
+    DynamicConfig::from_node(source, &node)
+}
+
+impl DynamicConfig {
+    /// Decodes a tree (from a file, or from flat labels or KV keys through
+    /// [`Node::from_flat`]). Every error is reported, not only the first.
+    pub fn from_node(source: &str, root: &Node) -> Result<DynamicConfig, ConfigErrors> {
+        let mut cx = Decoder {
+            source,
+            errors: Vec::new(),
+            cfg: DynamicConfig::default(),
+        };
+        match root.entries() {
+            Some(entries) => {
+                for (section, value) in cx.sections(entries, "", TOP_LEVEL) {
+                    match section {
+                        "http" => cx.http(value),
+                        "tcp" => cx.cfg.tcp = cx.raw("tcp", value, TCP_SECTIONS),
+                        "udp" => cx.cfg.udp = cx.raw("udp", value, UDP_SECTIONS),
+                        _ => cx.cfg.tls = cx.raw("tls", value, TLS_SECTIONS),
+                    }
+                }
+            }
+            None => cx.error("", format!("expected a section, found {}", root.kind_name())),
+        }
+        if cx.errors.is_empty() {
+            Ok(cx.cfg)
+        } else {
+            Err(ConfigErrors(cx.errors))
+        }
+    }
+
+    /// Merges another file's configuration into this one (directory provider). A name defined
+    /// in two files with different content is an error naming both; identical definitions
+    /// are accepted, as Traefik does.
+    pub fn merge(&mut self, other: DynamicConfig) -> Result<(), ConfigErrors> {
+        merge::merge(self, other)
+    }
+
+    /// The source of a named item (`http.routers.web`), if known.
+    pub fn origin(&self, path: &str) -> Option<&str> {
+        self.origins.get(path).map(String::as_str)
+    }
+
+    /// True when nothing at all is configured.
+    pub fn is_empty(&self) -> bool {
+        self.http == HttpConfig::default()
+            && self.tcp.is_none()
+            && self.udp.is_none()
+            && self.tls.is_none()
+    }
+}
+
+struct Decoder<'a> {
+    source: &'a str,
+    errors: Vec<ConfigError>,
+    cfg: DynamicConfig,
+}
+
+impl<'a> Decoder<'a> {
+    fn error(&mut self, path: &str, message: impl Into<String>) {
+        let location = if path.is_empty() {
+            self.source.to_string()
+        } else {
+            format!("{}: {path}", self.source)
+        };
+        self.errors.push(ConfigError::new(location, message));
+    }
+
+    fn node_error(&mut self, e: NodeError) {
+        self.error(&e.path.clone(), e.kind.to_string());
+    }
+
+    /// Resolves section keys to their canonical spelling; unknown and repeated keys are errors.
+    fn sections<'n>(
+        &mut self,
+        entries: &'n [(String, Node)],
+        path: &str,
+        valid: &[&'static str],
+    ) -> Vec<(&'static str, &'n Node)> {
+        let mut out: Vec<(&'static str, &'n Node)> = Vec::new();
+        for (key, value) in entries {
+            let key_path = join(path, key);
+            match valid.iter().find(|v| v.eq_ignore_ascii_case(key)) {
+                None => self.error(
+                    &key_path,
+                    format!("unknown key {key:?} (valid keys: {})", valid.join(", ")),
+                ),
+                Some(canonical) if out.iter().any(|(c, _)| c == canonical) => {
+                    self.error(&key_path, "key given twice")
+                }
+                Some(canonical) => out.push((canonical, value)),
+            }
+        }
+        out
+    }
+
+    /// The named items of a section (`http.routers`).
+    fn items<'n>(&mut self, path: &str, node: &'n Node) -> &'n [(String, Node)] {
+        match node.entries() {
+            Some(entries) => {
+                for (name, _) in entries {
+                    if name.is_empty() {
+                        self.error(path, "empty name");
+                    }
+                }
+                entries
+            }
+            None => {
+                self.error(path, format!("expected a section, found {}", node.kind_name()));
+                &[]
+            }
+        }
+    }
+
+    fn http(&mut self, node: &Node) {
+        let Some(entries) = node.entries() else {
+            return self.error("http", format!("expected a section, found {}", node.kind_name()));
+        };
+        for (section, value) in self.sections(entries, "http", HTTP_SECTIONS) {
+            let path = join("http", section);
+            for (name, item) in self.items(&path, value) {
+                let item_path = join(&path, name);
+                let ok = match section {
+                    "routers" => self.typed(&item_path, item, |cfg, v| {
+                        cfg.http.routers.insert(name.clone(), v);
+                    }),
+                    "services" => self.typed(&item_path, item, |cfg, v| {
+                        cfg.http.services.insert(name.clone(), v);
+                    }),
+                    "middlewares" => match middleware_from_node(item, &item_path) {
+                        Ok(m) => {
+                            self.cfg.http.middlewares.insert(name.clone(), m);
+                            true
+                        }
+                        Err(e) => {
+                            self.node_error(e);
+                            false
+                        }
+                    },
+                    "serversTransports" => {
+                        self.cfg.http.servers_transports.insert(name.clone(), item.clone());
+                        true
+                    }
+                    _ => {
+                        self.cfg.http.models.insert(name.clone(), item.clone());
+                        true
+                    }
+                };
+                if ok {
+                    self.cfg.origins.insert(item_path, self.source.to_string());
+                }
+            }
+        }
+    }
+
+    fn typed<T: for<'de> Deserialize<'de>>(
+        &mut self,
+        path: &str,
+        node: &Node,
+        insert: impl FnOnce(&mut DynamicConfig, T),
+    ) -> bool {
+        // Decoding borrows nothing from the tree: every field is owned.
+        match decode_owned::<T>(node, path) {
+            Ok(v) => {
+                insert(&mut self.cfg, v);
+                true
+            }
+            Err(e) => {
+                self.node_error(e);
+                false
+            }
+        }
+    }
+
+    /// A section kept raw, with its keys checked and respelled canonically.
+    fn raw(&mut self, name: &str, node: &Node, valid: &[&'static str]) -> Option<Node> {
+        let Some(entries) = node.entries() else {
+            self.error(name, format!("expected a section, found {}", node.kind_name()));
+            return None;
+        };
+        let mut out = Vec::new();
+        for (section, value) in self.sections(entries, name, valid) {
+            let path = join(name, section);
+            if let Node::List(_) = value {
+                // tls.certificates is a list.
+                out.push((section.to_string(), value.clone()));
+                continue;
+            }
+            for (item, _) in self.items(&path, value) {
+                self.cfg.origins.insert(join(&path, item), self.source.to_string());
+            }
+            out.push((section.to_string(), value.clone()));
+        }
+        Some(Node::Map(out))
+    }
+}
+
+fn decode_owned<T: for<'de> Deserialize<'de>>(node: &Node, path: &str) -> Result<T, NodeError> {
+    from_node_at(node, path)
+}
+
+/// A middleware is a section with exactly one key, its type.
+fn middleware_from_node(node: &Node, path: &str) -> Result<MiddlewareConfig, NodeError> {
+    use super::node::NodeErrorKind;
+    let entries = node.entries().unwrap_or(&[]);
+    let [(kind, config)] = entries else {
+        return Err(NodeError::new(
+            path,
+            NodeErrorKind::Custom(format!(
+                "a middleware has exactly one type (found {}): one of {}",
+                entries.len(),
+                MIDDLEWARE_KINDS.join(", ")
+            )),
+        ));
+    };
+    let canonical = MIDDLEWARE_KINDS
+        .iter()
+        .find(|k| k.eq_ignore_ascii_case(kind))
+        .ok_or_else(|| {
+            NodeError::new(
+                join(path, kind),
+                NodeErrorKind::UnknownKey {
+                    key: kind.clone(),
+                    valid: MIDDLEWARE_KINDS.join(", "),
+                },
+            )
+        })?;
+    Ok(MiddlewareConfig {
+        kind: canonical,
+        config: config.clone(),
+    })
+}

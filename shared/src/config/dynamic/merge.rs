@@ -1,0 +1,125 @@
+//! Merging the dynamic configurations of several files (the file provider's directory mode).
+
+use super::DynamicConfig;
+use crate::config::{ConfigError, ConfigErrors, Node};
+use std::collections::BTreeMap;
+
+pub(super) fn merge(into: &mut DynamicConfig, other: DynamicConfig) -> Result<(), ConfigErrors> {
+    let mut m = Merger {
+        origins: &mut into.origins,
+        other_origins: &other.origins,
+        errors: Vec::new(),
+    };
+    m.named("http.routers", &mut into.http.routers, other.http.routers);
+    m.named("http.services", &mut into.http.services, other.http.services);
+    m.named("http.middlewares", &mut into.http.middlewares, other.http.middlewares);
+    m.named(
+        "http.serversTransports",
+        &mut into.http.servers_transports,
+        other.http.servers_transports,
+    );
+    m.named("http.models", &mut into.http.models, other.http.models);
+    m.raw("tcp", &mut into.tcp, other.tcp);
+    m.raw("udp", &mut into.udp, other.udp);
+    m.raw("tls", &mut into.tls, other.tls);
+    if m.errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ConfigErrors(m.errors))
+    }
+}
+
+struct Merger<'a> {
+    origins: &'a mut BTreeMap<String, String>,
+    other_origins: &'a BTreeMap<String, String>,
+    errors: Vec<ConfigError>,
+}
+
+fn source_of<'s>(origins: &'s BTreeMap<String, String>, path: &str) -> &'s str {
+    origins.get(path).map_or("another source", String::as_str)
+}
+
+impl Merger<'_> {
+    /// Whether to add the item at `path`: yes if new; identical is fine, different an error.
+    fn add<T: PartialEq>(&mut self, path: String, existing: Option<&T>, new: &T) -> bool {
+        match existing {
+            None => {
+                let src = source_of(self.other_origins, &path).to_string();
+                self.origins.insert(path, src);
+                true
+            }
+            Some(old) if old == new => false,
+            Some(_) => {
+                let first = source_of(self.origins, &path);
+                let second = source_of(self.other_origins, &path);
+                self.errors.push(ConfigError::new(
+                    format!("{second}: {path}"),
+                    format!("defined differently in both {first} and {second}"),
+                ));
+                false
+            }
+        }
+    }
+
+    fn named<T: PartialEq>(
+        &mut self,
+        section: &str,
+        into: &mut BTreeMap<String, T>,
+        from: BTreeMap<String, T>,
+    ) {
+        for (name, item) in from {
+            let path = format!("{section}.{name}");
+            if self.add(path, into.get(&name), &item) {
+                into.insert(name, item);
+            }
+        }
+    }
+
+    fn copy_origins(&mut self, prefix: &str) {
+        for (path, src) in self.other_origins.range(prefix.to_string()..) {
+            if !path.starts_with(prefix) {
+                break;
+            }
+            self.origins.insert(path.clone(), src.clone());
+        }
+    }
+
+    /// Raw sections (`tcp`, `udp`, `tls`) have canonical section keys (set when decoded):
+    /// their named items merge like the typed ones, lists (`tls.certificates`) append.
+    fn raw(&mut self, top: &str, into: &mut Option<Node>, from: Option<Node>) {
+        let Some(from) = from else { return };
+        let Some(base) = into else {
+            self.copy_origins(&format!("{top}."));
+            *into = Some(from);
+            return;
+        };
+        let (Node::Map(base_sections), Node::Map(from_sections)) = (base, from) else {
+            return;
+        };
+        for (section, value) in from_sections {
+            let Some(idx) = base_sections.iter().position(|(k, _)| *k == section) else {
+                self.copy_origins(&format!("{top}.{section}."));
+                base_sections.push((section, value));
+                continue;
+            };
+            match (&mut base_sections[idx].1, value) {
+                (Node::List(a), Node::List(b)) => a.extend(b),
+                (Node::Map(a), Node::Map(b)) => {
+                    for (name, item) in b {
+                        let path = format!("{top}.{section}.{name}");
+                        let existing = a.iter().find(|(k, _)| *k == name).map(|(_, v)| v);
+                        if self.add(path, existing, &item) {
+                            a.push((name, item));
+                        }
+                    }
+                }
+                (_, b) if b.is_presence_marker() => {}
+                (a, b) if a.is_presence_marker() => *a = b,
+                _ => self.errors.push(ConfigError::new(
+                    format!("{top}.{section}"),
+                    "defined with different shapes in two sources",
+                )),
+            }
+        }
+    }
+}

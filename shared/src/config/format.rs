@@ -1,0 +1,113 @@
+//! Configuration file formats (TOML, YAML) and their decoding into a [`Node`] tree.
+
+use crate::config::Node;
+use std::path::Path;
+
+/// A configuration file's syntax.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Toml,
+    Yaml,
+}
+
+impl Format {
+    /// By extension: `.toml`, `.yml` or `.yaml` (case-insensitive); `None` for anything else.
+    pub fn from_path(path: &Path) -> Option<Format> {
+        let ext = path.extension()?.to_str()?;
+        if ext.eq_ignore_ascii_case("toml") {
+            Some(Format::Toml)
+        } else if ext.eq_ignore_ascii_case("yml") || ext.eq_ignore_ascii_case("yaml") {
+            Some(Format::Yaml)
+        } else {
+            None
+        }
+    }
+
+    /// Parses a document into a tree; the error is a one-line message with line and column.
+    pub fn parse_tree(self, text: &str) -> Result<Node, String> {
+        match self {
+            Format::Toml => {
+                let value: toml::Table = toml::from_str(text).map_err(|e| {
+                    let at = e
+                        .span()
+                        .map(|span| {
+                            let (line, col) = line_col(text, span.start);
+                            format!(" at line {line}, column {col}")
+                        })
+                        .unwrap_or_default();
+                    format!("TOML syntax error{at}: {}", e.message().trim())
+                })?;
+                Ok(Node::from_toml(&toml::Value::Table(value)))
+            }
+            Format::Yaml => {
+                if text.trim().is_empty() {
+                    return Ok(Node::empty());
+                }
+                let mut value: serde_norway::Value = serde_norway::from_str(text).map_err(|e| {
+                    let at = e
+                        .location()
+                        .map(|l| format!(" at line {}, column {}", l.line(), l.column()))
+                        .unwrap_or_default();
+                    let msg = e.to_string();
+                    // serde_norway appends " at line X column Y"; we print our own.
+                    let msg = msg.split(" at line ").next().unwrap_or(&msg).to_string();
+                    format!("YAML syntax error{at}: {msg}")
+                })?;
+                value
+                    .apply_merge()
+                    .map_err(|e| format!("YAML merge key error: {e}"))?;
+                match value {
+                    serde_norway::Value::Null => Ok(Node::empty()),
+                    v => Ok(Node::from_yaml(&v)),
+                }
+            }
+        }
+    }
+}
+
+/// 1-based line and column of a byte offset.
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, col)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn by_extension() {
+        assert_eq!(Format::from_path(Path::new("a/b.TOML")), Some(Format::Toml));
+        assert_eq!(Format::from_path(Path::new("b.yml")), Some(Format::Yaml));
+        assert_eq!(Format::from_path(Path::new("b.yaml")), Some(Format::Yaml));
+        assert_eq!(Format::from_path(Path::new("b.json")), None);
+        assert_eq!(Format::from_path(Path::new("toml")), None);
+    }
+
+    #[test]
+    fn syntax_errors_name_the_line() {
+        let err = Format::Toml.parse_tree("a = 1\nb = = 2\n").expect_err("bad");
+        assert!(err.contains("line 2"), "{err}");
+        let err = Format::Yaml.parse_tree("a: 1\n b: 2\n  - c\n").expect_err("bad");
+        assert!(err.starts_with("YAML syntax error at line"), "{err}");
+    }
+
+    #[test]
+    fn empty_documents_are_empty_trees() {
+        assert_eq!(Format::Toml.parse_tree(""), Ok(Node::empty()));
+        assert_eq!(Format::Yaml.parse_tree("\n# nothing\n"), Ok(Node::empty()));
+        assert_eq!(Format::Yaml.parse_tree("---\n"), Ok(Node::empty()));
+    }
+
+    #[test]
+    fn yaml_merge_keys_apply() {
+        let node = Format::Yaml
+            .parse_tree("base: &b\n  x: 1\nother:\n  <<: *b\n  y: 2\n")
+            .expect("valid");
+        let other = node.get("other").expect("other");
+        assert_eq!(other.get("x"), Some(&Node::Leaf("1".into())));
+        assert_eq!(other.get("y"), Some(&Node::Leaf("2".into())));
+    }
+}

@@ -1,0 +1,175 @@
+//! The compiled, immutable routing table the workers match requests against.
+
+use super::{ServerSpec, ServiceId, ServiceKind, TableSpec};
+use crate::router_index::RouterIndex;
+use crate::rule::{self, RequestView};
+use std::collections::HashMap;
+
+/// A table as the workers use it: per entry point, an index of routers (plain and TLS).
+#[derive(Debug)]
+pub struct RouteTable {
+    pub generation: u64,
+    entry_points: HashMap<String, EntryRoutes>,
+    routers: Vec<CompiledRouter>,
+    services: Vec<CompiledService>,
+}
+
+/// The routers attached to one entry point.
+#[derive(Debug)]
+pub struct EntryRoutes {
+    /// Routers without `tls`: matched on plain connections.
+    plain: RouterIndex,
+    /// Routers with `tls`: matched on TLS connections.
+    tls: RouterIndex,
+}
+
+#[derive(Debug)]
+pub struct CompiledRouter {
+    pub name: String,
+    pub service: ServiceId,
+}
+
+#[derive(Debug)]
+pub enum CompiledService {
+    LoadBalancer {
+        name: String,
+        servers: Vec<ServerSpec>,
+        weights: Vec<u32>,
+        pass_host_header: bool,
+    },
+    Weighted {
+        name: String,
+        children: Vec<ServiceId>,
+        weights: Vec<u32>,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TableError {
+    #[error("router {router}: {source}")]
+    Rule {
+        router: String,
+        source: rule::RuleError,
+    },
+    #[error("router {router}: service index {service} out of range ({len} services)")]
+    ServiceIndex {
+        router: String,
+        service: u32,
+        len: usize,
+    },
+    #[error("service {service}: child service index {child} out of range")]
+    ChildIndex { service: String, child: u32 },
+}
+
+impl RouteTable {
+    /// An empty table: every request gets 404.
+    pub fn empty() -> RouteTable {
+        RouteTable {
+            generation: 0,
+            entry_points: HashMap::new(),
+            routers: Vec::new(),
+            services: Vec::new(),
+        }
+    }
+
+    /// Compiles a spec: parses and indexes every rule, checks every reference.
+    pub fn compile(spec: &TableSpec) -> Result<RouteTable, TableError> {
+        let services_len = spec.services.len();
+        let mut services = Vec::with_capacity(services_len);
+        for s in &spec.services {
+            services.push(match &s.kind {
+                ServiceKind::LoadBalancer(lb) => CompiledService::LoadBalancer {
+                    name: s.name.clone(),
+                    weights: lb.servers.iter().map(|srv| srv.weight).collect(),
+                    servers: lb.servers.clone(),
+                    pass_host_header: lb.pass_host_header,
+                },
+                ServiceKind::Weighted(children) => {
+                    for c in children {
+                        if c.service.0 as usize >= services_len {
+                            return Err(TableError::ChildIndex {
+                                service: s.name.clone(),
+                                child: c.service.0,
+                            });
+                        }
+                    }
+                    CompiledService::Weighted {
+                        name: s.name.clone(),
+                        children: children.iter().map(|c| c.service).collect(),
+                        weights: children.iter().map(|c| c.weight).collect(),
+                    }
+                }
+            });
+        }
+
+        let mut per_ep: HashMap<&str, (Vec<IndexInput>, Vec<IndexInput>)> = HashMap::new();
+        let mut routers = Vec::with_capacity(spec.routers.len());
+        for (i, r) in spec.routers.iter().enumerate() {
+            if r.service.0 as usize >= services_len {
+                return Err(TableError::ServiceIndex {
+                    router: r.name.clone(),
+                    service: r.service.0,
+                    len: services_len,
+                });
+            }
+            let expr = rule::parse(&r.rule).map_err(|source| TableError::Rule {
+                router: r.name.clone(),
+                source,
+            })?;
+            for ep in &r.entry_points {
+                let lists = per_ep.entry(ep.as_str()).or_default();
+                let list = if r.tls { &mut lists.1 } else { &mut lists.0 };
+                list.push((expr.clone(), r.priority, r.name.clone(), i as u32));
+            }
+            routers.push(CompiledRouter {
+                name: r.name.clone(),
+                service: r.service,
+            });
+        }
+        let mut entry_points = HashMap::with_capacity(per_ep.len());
+        for (ep, (plain, tls)) in per_ep {
+            let plain = RouterIndex::build(plain).map_err(|(router, source)| TableError::Rule { router, source })?;
+            let tls = RouterIndex::build(tls).map_err(|(router, source)| TableError::Rule { router, source })?;
+            entry_points.insert(ep.to_string(), EntryRoutes { plain, tls });
+        }
+        Ok(RouteTable {
+            generation: spec.generation,
+            entry_points,
+            routers,
+            services,
+        })
+    }
+
+    pub fn entry_point(&self, name: &str) -> Option<&EntryRoutes> {
+        self.entry_points.get(name)
+    }
+
+    pub fn router(&self, index: u32) -> Option<&CompiledRouter> {
+        self.routers.get(index as usize)
+    }
+
+    pub fn service(&self, id: ServiceId) -> Option<&CompiledService> {
+        self.services.get(id.0 as usize)
+    }
+
+    pub fn services_len(&self) -> usize {
+        self.services.len()
+    }
+
+    pub fn routers_len(&self) -> usize {
+        self.routers.len()
+    }
+}
+
+type IndexInput = (rule::Expr, i64, String, u32);
+
+impl EntryRoutes {
+    /// Finds the router for a request; `tls` selects the TLS routers.
+    pub fn find(&self, req: &RequestView<'_>, tls: bool) -> Option<u32> {
+        if tls {
+            self.tls.find(req)
+        } else {
+            self.plain.find(req)
+        }
+    }
+}
