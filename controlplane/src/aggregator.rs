@@ -4,11 +4,14 @@
 //! Errors never fail the whole table: a router with a bad rule, a missing service, an unknown
 //! entry point or an unsupported middleware is disabled and reported; the rest is served.
 
-use ringway_shared::config::dynamic::{LoadBalancerConfig, RouterConfig, ServiceConfig, WeightedConfig};
+use ringway_shared::config::dynamic::{
+    LoadBalancerConfig, RouterConfig, ServiceConfig, WeightedConfig,
+};
 use ringway_shared::config::{ConfigError, DynamicConfig, StaticConfig};
 use ringway_shared::rule::{self, RuleKind};
 use ringway_shared::table::{
-    LoadBalancerSpec, RouterSpec, ServerSpec, ServiceId, ServiceKind, ServiceSpec, TableSpec, WeightedChild,
+    LoadBalancerSpec, RouterSpec, ServerSpec, ServiceId, ServiceKind, ServiceSpec, TableSpec,
+    WeightedChild,
 };
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -66,7 +69,11 @@ pub fn qualify(name: &str, provider: &str) -> String {
 }
 
 /// Aggregates every provider's configuration into one table.
-pub fn resolve(providers: &[ProviderConfig], static_cfg: &StaticConfig, resolve_addr: Resolver<'_>) -> Resolution {
+pub fn resolve(
+    providers: &[ProviderConfig],
+    static_cfg: &StaticConfig,
+    resolve_addr: Resolver<'_>,
+) -> Resolution {
     let mut out = Resolution::default();
 
     // Services first: routers refer to them by index.
@@ -74,7 +81,10 @@ pub fn resolve(providers: &[ProviderConfig], static_cfg: &StaticConfig, resolve_
     for p in providers {
         for (name, svc) in &p.config.http.services {
             let location = location(&p.config, "http.services", name, &p.provider);
-            raw.insert(qualify(name, &p.provider), (p.provider.as_str(), svc, location));
+            raw.insert(
+                qualify(name, &p.provider),
+                (p.provider.as_str(), svc, location),
+            );
         }
     }
     let services = Services::build(&raw, resolve_addr, &mut out);
@@ -136,11 +146,18 @@ fn router(
 ) -> RouterStatus {
     let mut errors = Vec::new();
     let service = qualify(&r.service, provider);
-    let priority = r.priority.filter(|&p| p != 0).unwrap_or(r.rule.len() as i64);
+    let priority = r
+        .priority
+        .filter(|&p| p != 0)
+        .unwrap_or(r.rule.len() as i64);
 
     if r.rule.trim().is_empty() {
         errors.push("rule is empty".to_string());
-    } else if let Some(syntax) = r.rule_syntax.as_deref().filter(|s| !s.eq_ignore_ascii_case("v3")) {
+    } else if let Some(syntax) = r
+        .rule_syntax
+        .as_deref()
+        .filter(|s| !s.eq_ignore_ascii_case("v3"))
+    {
         errors.push(format!("ruleSyntax {syntax:?} is not supported (only v3)"));
     } else {
         match rule::parse(&r.rule).and_then(|e| e.check_kind(RuleKind::Http).map(|()| e)) {
@@ -186,7 +203,9 @@ fn router(
         match kind {
             // The data plane implements no middleware yet: serving the router without it
             // could drop authentication or an IP allow list, so the router is disabled.
-            Some(kind) => errors.push(format!("middleware {q:?} of type {kind:?} is not supported yet")),
+            Some(kind) => errors.push(format!(
+                "middleware {q:?} of type {kind:?} is not supported yet"
+            )),
             None => errors.push(format!("middleware {q:?} does not exist")),
         }
     }
@@ -216,8 +235,10 @@ impl Services {
         out: &mut Resolution,
     ) -> Services {
         // Kinds first, so weighted children can be checked against valid services only.
-        let kinds: BTreeMap<&str, Result<Kind<'_>, String>> =
-            raw.iter().map(|(name, (_, svc, _))| (name.as_str(), kind_of(svc))).collect();
+        let kinds: BTreeMap<&str, Result<Kind<'_>, String>> = raw
+            .iter()
+            .map(|(name, (_, svc, _))| (name.as_str(), kind_of(svc)))
+            .collect();
         // Weighted services whose children are missing or form a cycle are invalid.
         let mut invalid_weighted: BTreeMap<&str, String> = BTreeMap::new();
         for (name, k) in &kinds {
@@ -297,10 +318,11 @@ impl Services {
                 .services
                 .iter()
                 .filter_map(|c| {
-                    ids.get(&qualify(&c.name, provider)).map(|&service| WeightedChild {
-                        service,
-                        weight: c.weight.unwrap_or(1),
-                    })
+                    ids.get(&qualify(&c.name, provider))
+                        .map(|&service| WeightedChild {
+                            service,
+                            weight: c.weight.unwrap_or(1),
+                        })
                 })
                 .collect();
             specs[index].kind = ServiceKind::Weighted(children);
@@ -332,11 +354,20 @@ fn kind_of(svc: &ServiceConfig) -> Result<Kind<'_>, String> {
         kinds.push("highestRandomWeight");
     }
     if kinds.len() > 1 {
-        return Err(format!("a service has exactly one type; this one has {}", kinds.join(", ")));
+        return Err(format!(
+            "a service has exactly one type; this one has {}",
+            kinds.join(", ")
+        ));
     }
     if let Some(lb) = &svc.load_balancer {
-        if let Some(s) = lb.strategy.as_deref().filter(|s| !s.eq_ignore_ascii_case("wrr")) {
-            return Err(format!("loadBalancer strategy {s:?} is not supported yet (wrr is)"));
+        if let Some(s) = lb
+            .strategy
+            .as_deref()
+            .filter(|s| !s.eq_ignore_ascii_case("wrr"))
+        {
+            return Err(format!(
+                "loadBalancer strategy {s:?} is not supported yet (wrr is)"
+            ));
         }
         for (set, what) in [
             (lb.sticky.is_some(), "sticky"),
@@ -371,7 +402,10 @@ fn check_weighted<'a>(
 ) -> Result<(), String> {
     if path.iter().any(|p| p == name) {
         path.push(name.to_string());
-        return Err(format!("weighted services form a cycle: {}", path.join(" → ")));
+        return Err(format!(
+            "weighted services form a cycle: {}",
+            path.join(" → ")
+        ));
     }
     if w.services.is_empty() {
         return Err("weighted service has no services".to_string());
@@ -393,8 +427,15 @@ fn check_weighted<'a>(
 }
 
 /// Validates a server URL and resolves its address.
-fn server(url: &str, weight: u32, preserve_path: bool, resolve_addr: Resolver<'_>) -> Result<ServerSpec, String> {
-    let (scheme, rest) = url.split_once("://").ok_or("not a URL (expected http://host[:port])")?;
+fn server(
+    url: &str,
+    weight: u32,
+    preserve_path: bool,
+    resolve_addr: Resolver<'_>,
+) -> Result<ServerSpec, String> {
+    let (scheme, rest) = url
+        .split_once("://")
+        .ok_or("not a URL (expected http://host[:port])")?;
     if scheme.eq_ignore_ascii_case("https") {
         return Err("https servers are not supported yet".to_string());
     }
@@ -443,7 +484,9 @@ fn split_host_port(authority: &str) -> Result<(&str, u16), String> {
         }
     };
     let port = match port {
-        Some(p) => p.parse::<u16>().map_err(|_| format!("invalid port {p:?}"))?,
+        Some(p) => p
+            .parse::<u16>()
+            .map_err(|_| format!("invalid port {p:?}"))?,
         None => 80,
     };
     if host.is_empty() {

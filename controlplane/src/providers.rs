@@ -10,7 +10,10 @@ use ringway_shared::config::ConfigErrors;
 #[derive(Debug)]
 pub enum ProviderEvent {
     /// The provider's complete, parsed view (replaces its previous one).
-    Config(ProviderConfig),
+    Config(Box<ProviderConfig>),
     /// The source could not be read or parsed: the last good view stays.
-    Error { provider: String, error: ConfigErrors },
+    Error {
+        provider: String,
+        error: ConfigErrors,
+    },
 }

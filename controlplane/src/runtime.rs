@@ -17,7 +17,9 @@ const MIN_COALESCE: Duration = Duration::from_millis(5);
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
-    #[error("{SERVER_ENV} is not set: the control plane is started by the data plane, not by hand")]
+    #[error(
+        "{SERVER_ENV} is not set: the control plane is started by the data plane, not by hand"
+    )]
     NotSpawned,
     #[error("cannot reach the data plane: {0}")]
     Connect(String),
@@ -39,8 +41,10 @@ pub fn run(cfg: StaticConfig) -> i32 {
 fn run_inner(cfg: StaticConfig) -> Result<(), RunError> {
     die_with_parent();
     let name = std::env::var(SERVER_ENV).map_err(|_| RunError::NotSpawned)?;
-    let to_data = IpcSender::<ControlToData>::connect(name).map_err(|e| RunError::Connect(e.to_string()))?;
-    let (reply_tx, reply_rx) = ipc::channel::<DataToControl>().map_err(|e| RunError::Connect(e.to_string()))?;
+    let to_data =
+        IpcSender::<ControlToData>::connect(name).map_err(|e| RunError::Connect(e.to_string()))?;
+    let (reply_tx, reply_rx) =
+        ipc::channel::<DataToControl>().map_err(|e| RunError::Connect(e.to_string()))?;
     to_data
         .send(ControlToData::Hello {
             protocol: PROTOCOL_VERSION,
@@ -49,8 +53,14 @@ fn run_inner(cfg: StaticConfig) -> Result<(), RunError> {
         })
         .map_err(|e| RunError::Connect(e.to_string()))?;
     let last_generation = match reply_rx.recv() {
-        Ok(DataToControl::Welcome { last_generation, .. }) => last_generation,
-        Ok(other) => return Err(RunError::Connect(format!("unexpected first message {other:?}"))),
+        Ok(DataToControl::Welcome {
+            last_generation, ..
+        }) => last_generation,
+        Ok(other) => {
+            return Err(RunError::Connect(format!(
+                "unexpected first message {other:?}"
+            )))
+        }
         Err(e) => return Err(RunError::Connect(e.to_string())),
     };
 
@@ -114,7 +124,7 @@ async fn main_loop(
         tokio::select! {
             ev = events.recv(), if providers_open => match ev {
                 Some(ProviderEvent::Config(pc)) => {
-                    configs.insert(pc.provider.clone(), pc);
+                    configs.insert(pc.provider.clone(), *pc);
                     pending_since.get_or_insert_with(Instant::now);
                 }
                 Some(ProviderEvent::Error { provider, error }) => {
@@ -175,11 +185,16 @@ async fn main_loop(
     }
 }
 
-
 /// Makes the kernel terminate this process when the data plane dies (even by SIGKILL).
 fn die_with_parent() {
     // SAFETY: prctl(PR_SET_PDEATHSIG) takes plain integer arguments and touches no memory.
     unsafe {
-        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM as libc::c_ulong, 0, 0, 0);
+        libc::prctl(
+            libc::PR_SET_PDEATHSIG,
+            libc::SIGTERM as libc::c_ulong,
+            0,
+            0,
+            0,
+        );
     }
 }

@@ -37,7 +37,11 @@ impl ControlLink {
             .spawn(move || run(args, slot, s, r))
             .map_err(|e| tracing::error!(error = %e, "cannot start the control-plane link"))
             .ok();
-        ControlLink { stop, reply, thread }
+        ControlLink {
+            stop,
+            reply,
+            thread,
+        }
     }
 
     /// Tells the control plane to exit and waits for it (killing it after a short grace).
@@ -77,7 +81,10 @@ fn run(
         if started.elapsed() > HEALTHY_RUN {
             backoff = BACKOFF_MIN;
         }
-        tracing::warn!(retry_in_ms = backoff.as_millis() as u64, "control plane exited; restarting it");
+        tracing::warn!(
+            retry_in_ms = backoff.as_millis() as u64,
+            "control plane exited; restarting it"
+        );
         let until = Instant::now() + backoff;
         while Instant::now() < until && !stop.load(Ordering::SeqCst) {
             thread::sleep(Duration::from_millis(20));
@@ -94,8 +101,8 @@ fn session(
     reply_slot: &Mutex<Option<IpcSender<DataToControl>>>,
     last_generation: &mut u64,
 ) -> Result<(), String> {
-    let (server, name) =
-        IpcOneShotServer::<ControlToData>::new().map_err(|e| format!("cannot create IPC server: {e}"))?;
+    let (server, name) = IpcOneShotServer::<ControlToData>::new()
+        .map_err(|e| format!("cannot create IPC server: {e}"))?;
     let exe = std::env::current_exe().map_err(|e| format!("cannot find own executable: {e}"))?;
     let mut child = Command::new(exe)
         .arg("controlplane")
@@ -128,9 +135,14 @@ fn session(
     let _ = acceptor.join();
     let Some(Ok((receiver, hello))) = accepted else {
         reap(&mut child);
-        return Err(format!("control plane (pid {pid}) did not complete the handshake"));
+        return Err(format!(
+            "control plane (pid {pid}) did not complete the handshake"
+        ));
     };
-    let ControlToData::Hello { protocol, reply, .. } = hello else {
+    let ControlToData::Hello {
+        protocol, reply, ..
+    } = hello
+    else {
         reap(&mut child);
         return Err("control plane spoke before saying hello".into());
     };
@@ -186,7 +198,9 @@ fn receive_tables(
                     }
                 }
             }
-            Ok(ControlToData::Hello { .. }) => tracing::warn!("unexpected second hello from the control plane"),
+            Ok(ControlToData::Hello { .. }) => {
+                tracing::warn!("unexpected second hello from the control plane")
+            }
             Err(TryRecvError::Empty) => {
                 if stop.load(Ordering::SeqCst) {
                     // The child was told to exit; give it a moment, then stop listening.

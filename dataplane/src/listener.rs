@@ -18,7 +18,11 @@ pub struct BindError {
 
 /// Binds `count` listening sockets sharing `address` with SO_REUSEPORT, so the kernel spreads
 /// connections across workers. Port 0 is resolved by the first socket and reused by the rest.
-pub fn bind_reuseport(entry_point: &str, address: SocketAddr, count: usize) -> Result<Vec<TcpListener>, BindError> {
+pub fn bind_reuseport(
+    entry_point: &str,
+    address: SocketAddr,
+    count: usize,
+) -> Result<Vec<TcpListener>, BindError> {
     let err = |address: SocketAddr, source: io::Error| BindError {
         entry_point: entry_point.to_string(),
         address,
@@ -59,7 +63,10 @@ mod tests {
     fn port_zero_resolves_once_and_is_shared() {
         let ls = bind_reuseport("web", "127.0.0.1:0".parse().expect("addr"), 3).expect("bind");
         assert_eq!(ls.len(), 3);
-        let ports: Vec<u16> = ls.iter().map(|l| l.local_addr().expect("addr").port()).collect();
+        let ports: Vec<u16> = ls
+            .iter()
+            .map(|l| l.local_addr().expect("addr").port())
+            .collect();
         assert!(ports[0] != 0 && ports.iter().all(|&p| p == ports[0]));
     }
 
@@ -69,6 +76,9 @@ mod tests {
         let addr = plain.local_addr().expect("addr");
         let e = bind_reuseport("web", addr, 1).expect_err("in use");
         let msg = e.to_string();
-        assert!(msg.contains("entryPoint web") && msg.contains(&addr.to_string()), "{msg}");
+        assert!(
+            msg.contains("entryPoint web") && msg.contains(&addr.to_string()),
+            "{msg}"
+        );
     }
 }

@@ -8,8 +8,8 @@ mod tunnel;
 use crate::http::request::{parse_request, Framing, HeaderRef, Limits, ParseStatus, RequestHead};
 use crate::http::response::{parse_response, ResponseHead};
 use crate::http::rewrite::{
-    error_response, write_request_head, write_response_head, write_response_head_with, ForwardContext,
-    ResponseConnection,
+    error_response, write_request_head, write_response_head, write_response_head_with,
+    ForwardContext, ResponseConnection,
 };
 use crate::snapshot::Pick;
 use crate::worker::{ActiveGuard, WorkerCtx};
@@ -132,7 +132,9 @@ async fn read_head(
             }
         };
         let buf = std::mem::take(rbuf);
-        let spare = (limits.max_head + 1).saturating_sub(buf.len()).clamp(1, MIN_READ.max(READ_BUF));
+        let spare = (limits.max_head + 1)
+            .saturating_sub(buf.len())
+            .clamp(1, MIN_READ.max(READ_BUF));
         let read = with_timeout(limit, read_append(client, buf, spare));
         let outcome = if idle {
             let mut stop = std::pin::pin!(w.shutdown.wait());
@@ -174,7 +176,9 @@ impl HeaderSource for HeadHeaders<'_> {
 }
 
 fn slice_str(buf: &[u8], r: Option<std::ops::Range<usize>>) -> &str {
-    r.and_then(|r| buf.get(r)).and_then(|b| std::str::from_utf8(b).ok()).unwrap_or("")
+    r.and_then(|r| buf.get(r))
+        .and_then(|b| std::str::from_utf8(b).ok())
+        .unwrap_or("")
 }
 
 /// Handles the request at the start of `rbuf`; returns whether the connection stays open.
@@ -218,12 +222,29 @@ async fn handle_request(
         Pick::NoServer => return respond_local(client, rbuf, head, 503, has_body).await,
     };
     drop(snap);
-    forward(client, peer, rbuf, head, ep, w, &server, pass_host, method_is_head).await
+    forward(
+        client,
+        peer,
+        rbuf,
+        head,
+        ep,
+        w,
+        &server,
+        pass_host,
+        method_is_head,
+    )
+    .await
 }
 
 /// Answers a request locally (404, 503). A request with a body closes the connection, since
 /// its body is not read.
-async fn respond_local(client: &mut TcpStream, rbuf: &mut Vec<u8>, head: &RequestHead, status: u16, has_body: bool) -> bool {
+async fn respond_local(
+    client: &mut TcpStream,
+    rbuf: &mut Vec<u8>,
+    head: &RequestHead,
+    status: u16,
+    has_body: bool,
+) -> bool {
     let close = has_body || !head.keep_alive;
     let mut response = error_response(status, close);
     if head.is_head(rbuf) {
@@ -262,7 +283,11 @@ async fn forward(
         tls: false,
         entry_port: ep.address.port(),
         server_name: &w.server_name,
-        upstream_host: if pass_host { None } else { Some(server.authority.as_str()) },
+        upstream_host: if pass_host {
+            None
+        } else {
+            Some(server.authority.as_str())
+        },
     };
     write_request_head(&mut out, rbuf, head, &ctx);
     let mut req_body = BodyState::new(&head.framing);
@@ -371,7 +396,14 @@ async fn exchange(
 ) -> (Result<bool, Failure>, Vec<u8>) {
     let (res, out) = write_from(&mut upstream, out, 0).await;
     if res.is_err() {
-        return (Err(if reused { Failure::Stale } else { Failure::Upstream }), out);
+        return (
+            Err(if reused {
+                Failure::Stale
+            } else {
+                Failure::Upstream
+            }),
+            out,
+        );
     }
     // Without Expect, send the whole body before reading the answer.
     if !expect_continue {
@@ -467,10 +499,19 @@ async fn exchange(
     }
     let mut clean = leftover == 0;
     if !resp_body.is_done() {
-        let (r, b) = pump(&mut upstream, client, &mut resp_body, ubuf, w.upstream.idle_conn).await;
+        let (r, b) = pump(
+            &mut upstream,
+            client,
+            &mut resp_body,
+            ubuf,
+            w.upstream.idle_conn,
+        )
+        .await;
         ubuf = b;
         match r {
-            Ok(extra_from) => clean &= extra_from == ubuf.len() || matches!(rh.framing, Framing::UntilClose),
+            Ok(extra_from) => {
+                clean &= extra_from == ubuf.len() || matches!(rh.framing, Framing::UntilClose)
+            }
             Err(e) => {
                 tracing::debug!(server = %server.url, error = %e, "response body relay failed");
                 w.bufs.give(ubuf);
@@ -481,7 +522,9 @@ async fn exchange(
     }
     w.bufs.give(ubuf);
     if clean && upstream_keep_alive && !body_unsent && !matches!(rh.framing, Framing::UntilClose) {
-        w.pool.borrow_mut().put(server.addr, upstream, Instant::now());
+        w.pool
+            .borrow_mut()
+            .put(server.addr, upstream, Instant::now());
     }
     (Ok(!close_client), out)
 }
@@ -550,7 +593,8 @@ async fn read_response_head(
             left
         };
         let was_empty = ubuf.is_empty();
-        let Some((res, b)) = with_timeout(limit, read_append(upstream, ubuf, MIN_READ)).await else {
+        let Some((res, b)) = with_timeout(limit, read_append(upstream, ubuf, MIN_READ)).await
+        else {
             return (Err(Failure::Timeout), Vec::new());
         };
         ubuf = b;

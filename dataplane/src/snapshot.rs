@@ -53,7 +53,9 @@ pub struct Snapshot {
 
 impl Snapshot {
     fn new(table: Arc<RouteTable>) -> Self {
-        let lb = (0..table.services_len()).map(|_| SmoothWrr::default()).collect();
+        let lb = (0..table.services_len())
+            .map(|_| SmoothWrr::default())
+            .collect();
         Snapshot {
             table,
             lb: RefCell::new(lb),

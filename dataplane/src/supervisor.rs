@@ -23,11 +23,16 @@ pub fn run(cfg: StaticConfig, args: Vec<String>) -> i32 {
     let workers = cfg
         .dataplane
         .workers
-        .unwrap_or_else(|| thread::available_parallelism().map(|n| n.get()).unwrap_or(1))
+        .unwrap_or_else(|| {
+            thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        })
         .max(1);
 
     // Bind everything before starting anything, so a port in use is a clear, early error.
-    let mut per_worker: Vec<Vec<(EntryPoint, std::net::TcpListener)>> = (0..workers).map(|_| Vec::new()).collect();
+    let mut per_worker: Vec<Vec<(EntryPoint, std::net::TcpListener)>> =
+        (0..workers).map(|_| Vec::new()).collect();
     for ep in cfg.entry_points.values() {
         let listeners = match bind_reuseport(&ep.name, ep.address, workers) {
             Ok(l) => l,
@@ -40,7 +45,10 @@ pub fn run(cfg: StaticConfig, args: Vec<String>) -> i32 {
         if let Some(addr) = listeners.first().and_then(|l| l.local_addr().ok()) {
             ep.address = addr;
         }
-        println!("ringway: entryPoint {} listening on http://{}", ep.name, ep.address);
+        println!(
+            "ringway: entryPoint {} listening on http://{}",
+            ep.name, ep.address
+        );
         for (i, l) in listeners.into_iter().enumerate() {
             per_worker[i].push((ep.clone(), l));
         }
@@ -73,11 +81,13 @@ pub fn run(cfg: StaticConfig, args: Vec<String>) -> i32 {
             server_name: server_name.clone(),
             drain: rx,
         };
-        let h = thread::Builder::new().name(format!("worker-{id}")).spawn(move || {
-            if let Err(e) = worker::run(spec) {
-                tracing::error!(worker = id, error = %e, "worker failed to start");
-            }
-        });
+        let h = thread::Builder::new()
+            .name(format!("worker-{id}"))
+            .spawn(move || {
+                if let Err(e) = worker::run(spec) {
+                    tracing::error!(worker = id, error = %e, "worker failed to start");
+                }
+            });
         match h {
             Ok(h) => handles.push(h),
             Err(e) => {

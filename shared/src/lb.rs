@@ -18,7 +18,11 @@ impl SmoothWrr {
 
     /// Returns the index of the next candidate among those for which `eligible(i)` is true,
     /// or `None` when none is. `weights[i]` of 0 never wins.
-    pub fn pick(&mut self, weights: &[u32], mut eligible: impl FnMut(usize) -> bool) -> Option<usize> {
+    pub fn pick(
+        &mut self,
+        weights: &[u32],
+        mut eligible: impl FnMut(usize) -> bool,
+    ) -> Option<usize> {
         if self.current.len() != weights.len() {
             self.current = vec![0; weights.len()];
         }

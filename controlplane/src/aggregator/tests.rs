@@ -2,8 +2,11 @@ use super::*;
 use ringway_shared::config::{parse_dynamic, Format};
 
 fn static_cfg() -> StaticConfig {
-    StaticConfig::from_args(&["--entrypoints.web.address=:8000".to_string(), "--entrypoints.admin.address=:8081".to_string()])
-        .expect("static config")
+    StaticConfig::from_args(&[
+        "--entrypoints.web.address=:8000".to_string(),
+        "--entrypoints.admin.address=:8081".to_string(),
+    ])
+    .expect("static config")
 }
 
 fn provider(name: &str, toml: &str) -> ProviderConfig {
@@ -28,13 +31,19 @@ servers = [{ url = "http://127.0.0.1:9001" }, { url = "http://127.0.0.1:9002", w
 
 #[test]
 fn valid_router_gets_qualified_names_default_priority_and_all_entry_points() {
-    let r = run(&[provider("file", &format!("{BASE}\n[http.routers.r1]\nrule = \"Host(`a`)\"\nservice = \"s1\"\n"))]);
+    let r = run(&[provider(
+        "file",
+        &format!("{BASE}\n[http.routers.r1]\nrule = \"Host(`a`)\"\nservice = \"s1\"\n"),
+    )]);
     assert!(r.errors.is_empty(), "{:?}", r.errors);
     assert_eq!(r.table.routers.len(), 1);
     let router = &r.table.routers[0];
     assert_eq!(router.name, "r1@file");
     assert_eq!(router.priority, "Host(`a`)".len() as i64);
-    assert_eq!(router.entry_points, vec!["admin".to_string(), "web".to_string()]);
+    assert_eq!(
+        router.entry_points,
+        vec!["admin".to_string(), "web".to_string()]
+    );
     let ServiceKind::LoadBalancer(lb) = &r.table.services[router.service.0 as usize].kind else {
         panic!("load balancer expected");
     };
@@ -66,21 +75,42 @@ entryPoints = [\"nope\"]
     let names: Vec<&str> = r.table.routers.iter().map(|r| r.name.as_str()).collect();
     assert_eq!(names, vec!["good@file"]);
     let text: Vec<String> = r.errors.iter().map(|e| e.to_string()).collect();
-    assert!(text.iter().any(|e| e.contains("http.routers.nosvc") && e.contains("missing@file")), "{text:?}");
-    assert!(text.iter().any(|e| e.contains("http.routers.badrule") && e.contains("invalid rule")), "{text:?}");
-    assert!(text.iter().any(|e| e.contains("http.routers.badep") && e.contains("\"nope\"")), "{text:?}");
-    assert!(text.iter().all(|e| e.starts_with("file.toml: ")), "{text:?}");
+    assert!(
+        text.iter()
+            .any(|e| e.contains("http.routers.nosvc") && e.contains("missing@file")),
+        "{text:?}"
+    );
+    assert!(
+        text.iter()
+            .any(|e| e.contains("http.routers.badrule") && e.contains("invalid rule")),
+        "{text:?}"
+    );
+    assert!(
+        text.iter()
+            .any(|e| e.contains("http.routers.badep") && e.contains("\"nope\"")),
+        "{text:?}"
+    );
+    assert!(
+        text.iter().all(|e| e.starts_with("file.toml: ")),
+        "{text:?}"
+    );
     assert_eq!(r.routers.iter().filter(|r| !r.enabled).count(), 3);
 }
 
 #[test]
 fn cross_provider_references_resolve() {
     let a = provider("file", BASE);
-    let b = provider("docker", "[http.routers.r]\nrule = \"Host(`b`)\"\nservice = \"s1@file\"\n");
+    let b = provider(
+        "docker",
+        "[http.routers.r]\nrule = \"Host(`b`)\"\nservice = \"s1@file\"\n",
+    );
     let r = run(&[a, b]);
     assert!(r.errors.is_empty(), "{:?}", r.errors);
     assert_eq!(r.table.routers[0].name, "r@docker");
-    assert_eq!(r.table.services[r.table.routers[0].service.0 as usize].name, "s1@file");
+    assert_eq!(
+        r.table.services[r.table.routers[0].service.0 as usize].name,
+        "s1@file"
+    );
 }
 
 #[test]
@@ -100,15 +130,28 @@ services = [{{ name = \"ghost\" }}]
 "
     );
     let r = run(&[provider("file", &toml)]);
-    let canary = r.table.services.iter().find(|s| s.name == "canary@file").expect("canary");
+    let canary = r
+        .table
+        .services
+        .iter()
+        .find(|s| s.name == "canary@file")
+        .expect("canary");
     let ServiceKind::Weighted(children) = &canary.kind else {
         panic!("weighted expected")
     };
     let weights: Vec<u32> = children.iter().map(|c| c.weight).collect();
     assert_eq!(weights, vec![3, 1]);
     let text: Vec<String> = r.errors.iter().map(|e| e.to_string()).collect();
-    assert!(text.iter().any(|e| e.contains("loop1") && e.contains("cycle")), "{text:?}");
-    assert!(text.iter().any(|e| e.contains("orphan") && e.contains("ghost@file")), "{text:?}");
+    assert!(
+        text.iter()
+            .any(|e| e.contains("loop1") && e.contains("cycle")),
+        "{text:?}"
+    );
+    assert!(
+        text.iter()
+            .any(|e| e.contains("orphan") && e.contains("ghost@file")),
+        "{text:?}"
+    );
     assert!(!r.table.services.iter().any(|s| s.name.starts_with("loop")));
 }
 
@@ -116,7 +159,9 @@ services = [{{ name = \"ghost\" }}]
 fn explicit_priority_is_kept() {
     let r = run(&[provider(
         "file",
-        &format!("{BASE}\n[http.routers.r]\nrule = \"Host(`a`)\"\nservice = \"s1\"\npriority = 42\n"),
+        &format!(
+            "{BASE}\n[http.routers.r]\nrule = \"Host(`a`)\"\nservice = \"s1\"\npriority = 42\n"
+        ),
     )]);
     assert_eq!(r.table.routers[0].priority, 42);
 }
@@ -137,7 +182,9 @@ middlewares = [\"auth\"]
     assert!(r.table.routers.is_empty());
     let text: Vec<String> = r.errors.iter().map(|e| e.to_string()).collect();
     assert!(
-        text.iter().any(|e| e.contains("auth@file") && e.contains("basicAuth") && e.contains("not supported")),
+        text.iter().any(|e| e.contains("auth@file")
+            && e.contains("basicAuth")
+            && e.contains("not supported")),
         "{text:?}"
     );
 }

@@ -22,7 +22,12 @@ pub fn load_file_provider(cfg: &FileProvider) -> Result<DynamicConfig, ConfigErr
         files.push(f.clone());
     }
     if let Some(d) = &cfg.directory {
-        collect(d, &mut files).map_err(|e| ConfigErrors::one(d.display().to_string(), format!("cannot read directory: {e}")))?;
+        collect(d, &mut files).map_err(|e| {
+            ConfigErrors::one(
+                d.display().to_string(),
+                format!("cannot read directory: {e}"),
+            )
+        })?;
     }
     if files.is_empty() && cfg.filename.is_none() && cfg.directory.is_none() {
         return Err(ConfigErrors::one(
@@ -39,7 +44,10 @@ pub fn load_file_provider(cfg: &FileProvider) -> Result<DynamicConfig, ConfigErr
         let text = match std::fs::read_to_string(f) {
             Ok(t) => t,
             Err(e) => {
-                errors.push(ringway_shared::config::ConfigError::new(source, format!("cannot read: {e}")));
+                errors.push(ringway_shared::config::ConfigError::new(
+                    source,
+                    format!("cannot read: {e}"),
+                ));
                 continue;
             }
         };
@@ -100,7 +108,10 @@ pub async fn run_file_provider(cfg: FileProvider, tx: mpsc::Sender<ProviderEvent
     // Watch the parent of a file (editors and atomic writers replace the file by renaming).
     let mut targets: Vec<(PathBuf, RecursiveMode)> = Vec::new();
     if let Some(f) = &cfg.filename {
-        let parent = f.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let parent = f
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
         targets.push((parent.to_path_buf(), RecursiveMode::NonRecursive));
     }
     if let Some(d) = &cfg.directory {
@@ -119,7 +130,11 @@ pub async fn run_file_provider(cfg: FileProvider, tx: mpsc::Sender<ProviderEvent
     }
 }
 
-async fn send_if_changed(cfg: &FileProvider, tx: &mpsc::Sender<ProviderEvent>, last: &mut Option<DynamicConfig>) {
+async fn send_if_changed(
+    cfg: &FileProvider,
+    tx: &mpsc::Sender<ProviderEvent>,
+    last: &mut Option<DynamicConfig>,
+) {
     match load_file_provider(cfg) {
         Ok(config) => {
             if last.as_ref() == Some(&config) {
@@ -127,10 +142,10 @@ async fn send_if_changed(cfg: &FileProvider, tx: &mpsc::Sender<ProviderEvent>, l
             }
             *last = Some(config.clone());
             let _ = tx
-                .send(ProviderEvent::Config(ProviderConfig {
+                .send(ProviderEvent::Config(Box::new(ProviderConfig {
                     provider: PROVIDER.to_string(),
                     config,
-                }))
+                })))
                 .await;
         }
         Err(error) => {

@@ -58,7 +58,9 @@ impl BodyState {
                 Ok(take as usize)
             }
             BodyState::Chunked(d) => {
-                let p = d.advance(data).map_err(|e| PumpError::Framing(e.to_string()))?;
+                let p = d
+                    .advance(data)
+                    .map_err(|e| PumpError::Framing(e.to_string()))?;
                 if p.done {
                     *self = BodyState::Done;
                 }

@@ -22,7 +22,11 @@ pub async fn read_append<S: AsyncReadRent>(
 }
 
 /// Writes `buf[from..]` completely.
-pub async fn write_from<S: AsyncWriteRent>(s: &mut S, buf: Vec<u8>, from: usize) -> (io::Result<()>, Vec<u8>) {
+pub async fn write_from<S: AsyncWriteRent>(
+    s: &mut S,
+    buf: Vec<u8>,
+    from: usize,
+) -> (io::Result<()>, Vec<u8>) {
     if from >= buf.len() {
         return (Ok(()), buf);
     }

@@ -269,7 +269,10 @@ mod tests {
             ("-0", Duration::ZERO),
             ("60", Duration::from_secs(60)),
             ("+5", Duration::from_secs(5)),
-            ("2h45m0.5s", Duration::from_millis((2 * 3600 + 45 * 60) * 1000 + 500)),
+            (
+                "2h45m0.5s",
+                Duration::from_millis((2 * 3600 + 45 * 60) * 1000 + 500),
+            ),
             ("1us", Duration::from_micros(1)),
             ("1\u{b5}s", Duration::from_micros(1)),
             ("1\u{3bc}s", Duration::from_micros(1)),
@@ -284,7 +287,9 @@ mod tests {
 
     #[test]
     fn refuses_bad_durations() {
-        for input in ["", "abc", "1.5", "10x", "s", ".s", "1h-5m", "--1s", "1 s", "0.0"] {
+        for input in [
+            "", "abc", "1.5", "10x", "s", ".s", "1h-5m", "--1s", "1 s", "0.0",
+        ] {
             assert!(parse_duration(input).is_err(), "{input:?} should fail");
         }
         assert!(matches!(

@@ -181,7 +181,11 @@ const UDP_SECTIONS: &[&str] = &["routers", "services"];
 const TLS_SECTIONS: &[&str] = &["certificates", "options", "stores"];
 
 /// Parses one file's text; `source` (its path) prefixes every error location.
-pub fn parse_dynamic(source: &str, text: &str, format: Format) -> Result<DynamicConfig, ConfigErrors> {
+pub fn parse_dynamic(
+    source: &str,
+    text: &str,
+    format: Format,
+) -> Result<DynamicConfig, ConfigErrors> {
     let node = format
         .parse_tree(text)
         .map_err(|message| ConfigErrors::one(source, message))?;
@@ -208,7 +212,10 @@ impl DynamicConfig {
                     }
                 }
             }
-            None => cx.error("", format!("expected a section, found {}", root.kind_name())),
+            None => cx.error(
+                "",
+                format!("expected a section, found {}", root.kind_name()),
+            ),
         }
         if cx.errors.is_empty() {
             Ok(cx.cfg)
@@ -294,7 +301,10 @@ impl<'a> Decoder<'a> {
                 entries
             }
             None => {
-                self.error(path, format!("expected a section, found {}", node.kind_name()));
+                self.error(
+                    path,
+                    format!("expected a section, found {}", node.kind_name()),
+                );
                 &[]
             }
         }
@@ -302,7 +312,10 @@ impl<'a> Decoder<'a> {
 
     fn http(&mut self, node: &Node) {
         let Some(entries) = node.entries() else {
-            return self.error("http", format!("expected a section, found {}", node.kind_name()));
+            return self.error(
+                "http",
+                format!("expected a section, found {}", node.kind_name()),
+            );
         };
         for (section, value) in self.sections(entries, "http", HTTP_SECTIONS) {
             let path = join("http", section);
@@ -326,7 +339,10 @@ impl<'a> Decoder<'a> {
                         }
                     },
                     "serversTransports" => {
-                        self.cfg.http.servers_transports.insert(name.clone(), item.clone());
+                        self.cfg
+                            .http
+                            .servers_transports
+                            .insert(name.clone(), item.clone());
                         true
                     }
                     _ => {
@@ -363,7 +379,10 @@ impl<'a> Decoder<'a> {
     /// A section kept raw, with its keys checked and respelled canonically.
     fn raw(&mut self, name: &str, node: &Node, valid: &[&'static str]) -> Option<Node> {
         let Some(entries) = node.entries() else {
-            self.error(name, format!("expected a section, found {}", node.kind_name()));
+            self.error(
+                name,
+                format!("expected a section, found {}", node.kind_name()),
+            );
             return None;
         };
         let mut out = Vec::new();
@@ -375,7 +394,9 @@ impl<'a> Decoder<'a> {
                 continue;
             }
             for (item, _) in self.items(&path, value) {
-                self.cfg.origins.insert(join(&path, item), self.source.to_string());
+                self.cfg
+                    .origins
+                    .insert(join(&path, item), self.source.to_string());
             }
             out.push((section.to_string(), value.clone()));
         }

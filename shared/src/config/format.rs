@@ -88,9 +88,13 @@ mod tests {
 
     #[test]
     fn syntax_errors_name_the_line() {
-        let err = Format::Toml.parse_tree("a = 1\nb = = 2\n").expect_err("bad");
+        let err = Format::Toml
+            .parse_tree("a = 1\nb = = 2\n")
+            .expect_err("bad");
         assert!(err.contains("line 2"), "{err}");
-        let err = Format::Yaml.parse_tree("a: 1\n b: 2\n  - c\n").expect_err("bad");
+        let err = Format::Yaml
+            .parse_tree("a: 1\n b: 2\n  - c\n")
+            .expect_err("bad");
         assert!(err.starts_with("YAML syntax error at line"), "{err}");
     }
 

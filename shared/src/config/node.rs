@@ -34,7 +34,10 @@ pub enum NodeErrorKind {
     #[error("key given twice (as {first:?} and {second:?})")]
     DuplicateKey { first: String, second: String },
     #[error("invalid {expected} {value:?}")]
-    InvalidValue { expected: &'static str, value: String },
+    InvalidValue {
+        expected: &'static str,
+        value: String,
+    },
     #[error("invalid value {value:?} (valid: {valid})")]
     UnknownVariant { value: String, valid: String },
     #[error("expected {expected}, found {found}")]
@@ -196,7 +199,10 @@ impl Node {
                 },
             ));
         };
-        let idx = match entries.iter().position(|(k, _)| k.eq_ignore_ascii_case(first)) {
+        let idx = match entries
+            .iter()
+            .position(|(k, _)| k.eq_ignore_ascii_case(first))
+        {
             Some(i) => i,
             None => {
                 entries.push((first.clone(), Node::empty()));
@@ -279,7 +285,9 @@ fn split_path(path: &str) -> Result<Vec<String>, NodeError> {
         while !indexes.is_empty() {
             let close = indexes.find(']').ok_or_else(bad)?;
             let idx = &indexes[1..close];
-            if !indexes.starts_with('[') || idx.is_empty() || !idx.bytes().all(|b| b.is_ascii_digit())
+            if !indexes.starts_with('[')
+                || idx.is_empty()
+                || !idx.bytes().all(|b| b.is_ascii_digit())
             {
                 return Err(bad());
             }

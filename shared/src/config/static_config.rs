@@ -225,8 +225,8 @@ impl StaticConfig {
         if !errors.is_empty() {
             return Err(ConfigErrors(errors));
         }
-        let raw: StaticConfigRaw = from_node(&tree)
-            .map_err(|e| ConfigErrors::one("configuration", e.to_string()))?;
+        let raw: StaticConfigRaw =
+            from_node(&tree).map_err(|e| ConfigErrors::one("configuration", e.to_string()))?;
         let origins = Origins {
             flags: &flags,
             file: config_file.as_deref(),
@@ -363,9 +363,15 @@ pub fn parse_entry_point_address(address: &str) -> Result<SocketAddr, String> {
         None => {}
         Some(p) if p.eq_ignore_ascii_case("tcp") => {}
         Some(p) if p.eq_ignore_ascii_case("udp") => {
-            return Err(format!("invalid address {address:?}: udp not supported yet"))
+            return Err(format!(
+                "invalid address {address:?}: udp not supported yet"
+            ))
         }
-        Some(p) => return Err(format!("invalid address {address:?}: unknown protocol {p:?}")),
+        Some(p) => {
+            return Err(format!(
+                "invalid address {address:?}: unknown protocol {p:?}"
+            ))
+        }
     }
     let (host, port) = hostport
         .rsplit_once(':')
@@ -383,9 +389,9 @@ pub fn parse_entry_point_address(address: &str) -> Result<SocketAddr, String> {
     } else if host.eq_ignore_ascii_case("localhost") {
         IpAddr::V4(Ipv4Addr::LOCALHOST)
     } else {
-        host.parse::<Ipv4Addr>().map(IpAddr::V4).map_err(|_| {
-            format!("invalid address {address:?}: the host must be an IP address")
-        })?
+        host.parse::<Ipv4Addr>()
+            .map(IpAddr::V4)
+            .map_err(|_| format!("invalid address {address:?}: the host must be an IP address"))?
     };
     Ok(SocketAddr::new(ip, port))
 }
@@ -436,7 +442,10 @@ fn file_error(file: &Path, e: NodeError) -> ConfigError {
     if e.path.is_empty() {
         ConfigError::new(file.display().to_string(), e.kind.to_string())
     } else {
-        ConfigError::new(format!("{}: {}", file.display(), e.path), e.kind.to_string())
+        ConfigError::new(
+            format!("{}: {}", file.display(), e.path),
+            e.kind.to_string(),
+        )
     }
 }
 
@@ -453,7 +462,11 @@ fn dur(d: Option<TraefikDuration>, default: Duration) -> Duration {
     d.map_or(default, |d| d.0)
 }
 
-fn validate(raw: StaticConfigRaw, origins: &Origins<'_>, env: &ConfigEnv) -> Result<StaticConfig, ConfigErrors> {
+fn validate(
+    raw: StaticConfigRaw,
+    origins: &Origins<'_>,
+    env: &ConfigEnv,
+) -> Result<StaticConfig, ConfigErrors> {
     let mut errors = Vec::new();
     let unsupported = raw.unsupported();
 
@@ -472,7 +485,10 @@ fn validate(raw: StaticConfigRaw, origins: &Origins<'_>, env: &ConfigEnv) -> Res
         if let Some(other) = seen.insert(ep.address, &ep.name) {
             errors.push(origins.error(
                 &format!("entryPoints.{}.address", ep.name),
-                format!("address {} is also used by entry point {other:?}", ep.address),
+                format!(
+                    "address {} is also used by entry point {other:?}",
+                    ep.address
+                ),
             ));
         }
     }
@@ -488,8 +504,16 @@ fn validate(raw: StaticConfigRaw, origins: &Origins<'_>, env: &ConfigEnv) -> Res
     let providers_raw = raw.providers.unwrap_or_default();
     let mut file = None;
     if let Some(f) = &providers_raw.file {
-        let directory = f.directory.as_deref().filter(|d| !d.is_empty()).map(PathBuf::from);
-        let filename = f.filename.as_deref().filter(|d| !d.is_empty()).map(PathBuf::from);
+        let directory = f
+            .directory
+            .as_deref()
+            .filter(|d| !d.is_empty())
+            .map(PathBuf::from);
+        let filename = f
+            .filename
+            .as_deref()
+            .filter(|d| !d.is_empty())
+            .map(PathBuf::from);
         if directory.is_none() && filename.is_none() {
             errors.push(origins.error(
                 "providers.file",
@@ -527,7 +551,11 @@ fn validate(raw: StaticConfigRaw, origins: &Origins<'_>, env: &ConfigEnv) -> Res
                 Err(e) => errors.push(origins.error("log.format", e)),
             }
         }
-        log.file_path = l.file_path.as_deref().filter(|p| !p.is_empty()).map(PathBuf::from);
+        log.file_path = l
+            .file_path
+            .as_deref()
+            .filter(|p| !p.is_empty())
+            .map(PathBuf::from);
     }
 
     let mut servers_transport = ServersTransport::default();
@@ -616,8 +644,10 @@ fn validate_entry_point(
         }
         if let Some(lc) = &t.life_cycle {
             ep.grace_timeout = dur(lc.grace_time_out, ep.grace_timeout);
-            ep.request_accept_grace_timeout =
-                dur(lc.request_accept_grace_timeout, ep.request_accept_grace_timeout);
+            ep.request_accept_grace_timeout = dur(
+                lc.request_accept_grace_timeout,
+                ep.request_accept_grace_timeout,
+            );
         }
     }
     if let Some(fh) = &raw.forwarded_headers {

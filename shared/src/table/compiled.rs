@@ -128,8 +128,10 @@ impl RouteTable {
         }
         let mut entry_points = HashMap::with_capacity(per_ep.len());
         for (ep, (plain, tls)) in per_ep {
-            let plain = RouterIndex::build(plain).map_err(|(router, source)| TableError::Rule { router, source })?;
-            let tls = RouterIndex::build(tls).map_err(|(router, source)| TableError::Rule { router, source })?;
+            let plain = RouterIndex::build(plain)
+                .map_err(|(router, source)| TableError::Rule { router, source })?;
+            let tls = RouterIndex::build(tls)
+                .map_err(|(router, source)| TableError::Rule { router, source })?;
             entry_points.insert(ep.to_string(), EntryRoutes { plain, tls });
         }
         Ok(RouteTable {

@@ -11,8 +11,16 @@ pub(super) fn merge(into: &mut DynamicConfig, other: DynamicConfig) -> Result<()
         errors: Vec::new(),
     };
     m.named("http.routers", &mut into.http.routers, other.http.routers);
-    m.named("http.services", &mut into.http.services, other.http.services);
-    m.named("http.middlewares", &mut into.http.middlewares, other.http.middlewares);
+    m.named(
+        "http.services",
+        &mut into.http.services,
+        other.http.services,
+    );
+    m.named(
+        "http.middlewares",
+        &mut into.http.middlewares,
+        other.http.middlewares,
+    );
     m.named(
         "http.serversTransports",
         &mut into.http.servers_transports,

@@ -88,7 +88,10 @@ tls:
 "#;
 
 fn errors(r: Result<DynamicConfig, ConfigErrors>) -> Vec<String> {
-    r.expect_err("should fail").iter().map(ToString::to_string).collect()
+    r.expect_err("should fail")
+        .iter()
+        .map(ToString::to_string)
+        .collect()
 }
 
 #[test]
@@ -113,7 +116,10 @@ fn toml_and_yaml_decode_to_the_same_config() {
     assert_eq!(lb.servers[0].weight, Some(3));
     assert!(lb.servers[1].preserve_path);
     assert!(lb.health_check.is_some());
-    let w = t.http.services["canary"].weighted.as_ref().expect("weighted");
+    let w = t.http.services["canary"]
+        .weighted
+        .as_ref()
+        .expect("weighted");
     assert_eq!(w.services[0].name, "app");
     assert_eq!(w.services[0].weight, Some(9));
 
@@ -145,12 +151,19 @@ fn unknown_keys_are_errors_with_their_path() {
         Format::Toml,
     ));
     assert_eq!(msgs.len(), 3, "{msgs:?}");
-    assert!(msgs[0].starts_with("d.toml: http.routers.r.sevrice: unknown key"), "{msgs:?}");
+    // Unknown sections are reported while scanning a level, before its known sections.
     assert!(
-        msgs[1].starts_with("d.toml: http.services.s.loadBalancer.servers[0].uri: unknown key"),
+        msgs[0].starts_with("d.toml: htp: unknown key \"htp\""),
         "{msgs:?}"
     );
-    assert!(msgs[2].starts_with("d.toml: htp: unknown key \"htp\""), "{msgs:?}");
+    assert!(
+        msgs[1].starts_with("d.toml: http.routers.r.sevrice: unknown key"),
+        "{msgs:?}"
+    );
+    assert!(
+        msgs[2].starts_with("d.toml: http.services.s.loadBalancer.servers[0].uri: unknown key"),
+        "{msgs:?}"
+    );
 }
 
 #[test]
@@ -161,9 +174,19 @@ fn wrong_types_are_errors() {
         Format::Yaml,
     ));
     // Decoding a router stops at its first error.
-    assert_eq!(msgs, ["d.yml: http.routers.r.rule: expected a value, found a section"]);
-    let msgs = errors(parse_dynamic("d.yml", "http:\n  routers: [1]\n", Format::Yaml));
-    assert_eq!(msgs, ["d.yml: http.routers: expected a section, found a list"]);
+    assert_eq!(
+        msgs,
+        ["d.yml: http.routers.r.rule: expected a value, found a section"]
+    );
+    let msgs = errors(parse_dynamic(
+        "d.yml",
+        "http:\n  routers: [1]\n",
+        Format::Yaml,
+    ));
+    assert_eq!(
+        msgs,
+        ["d.yml: http.routers: expected a section, found a list"]
+    );
 }
 
 #[test]
@@ -174,21 +197,35 @@ fn middleware_types() {
         Format::Toml,
     ));
     assert_eq!(msgs.len(), 2, "{msgs:?}");
-    assert!(msgs[0].starts_with("m.toml: http.middlewares.b.frobnicate: unknown key"), "{msgs:?}");
-    assert!(msgs[1].contains("a middleware has exactly one type (found 0)"), "{msgs:?}");
-    let cfg = parse_dynamic("m.toml", "[http.middlewares.a.BASICAUTH]\n", Format::Toml).expect("ok");
+    assert!(
+        msgs[0].starts_with("m.toml: http.middlewares.b.frobnicate: unknown key"),
+        "{msgs:?}"
+    );
+    assert!(
+        msgs[1].contains("a middleware has exactly one type (found 0)"),
+        "{msgs:?}"
+    );
+    let cfg =
+        parse_dynamic("m.toml", "[http.middlewares.a.BASICAUTH]\n", Format::Toml).expect("ok");
     assert_eq!(cfg.http.middlewares["a"].kind, "basicAuth");
 }
 
 #[test]
 fn syntax_errors_name_the_file() {
     let msgs = errors(parse_dynamic("bad.toml", "[http\n", Format::Toml));
-    assert!(msgs[0].starts_with("bad.toml: TOML syntax error at line 1"), "{msgs:?}");
+    assert!(
+        msgs[0].starts_with("bad.toml: TOML syntax error at line 1"),
+        "{msgs:?}"
+    );
 }
 
 #[test]
 fn empty_documents_are_empty_configs() {
-    for (text, format) in [("", Format::Toml), ("", Format::Yaml), ("http:\n", Format::Yaml)] {
+    for (text, format) in [
+        ("", Format::Toml),
+        ("", Format::Yaml),
+        ("http:\n", Format::Yaml),
+    ] {
         let cfg = parse_dynamic("e", text, format).expect("valid");
         assert!(cfg.is_empty(), "{text:?}");
     }
@@ -199,7 +236,10 @@ fn from_flat_labels() {
     let node = Node::from_flat([
         ("http.routers.r.rule", "Host(`a`)"),
         ("http.routers.r.entrypoints", "web,websecure"),
-        ("http.services.s.loadbalancer.servers[0].url", "http://10.0.0.1"),
+        (
+            "http.services.s.loadbalancer.servers[0].url",
+            "http://10.0.0.1",
+        ),
         ("http.services.s.loadbalancer.passhostheader", "false"),
     ])
     .expect("paths");
@@ -225,24 +265,45 @@ fn merge_combines_files() {
     assert_eq!(a.origin("http.services.s"), Some("b.toml"));
     assert_eq!(a.origin("tcp.routers.t2"), Some("b.toml"));
     assert_eq!(a.origin("udp.routers.u"), Some("b.toml"));
-    let tcp_routers = a.tcp.as_ref().and_then(|t| t.get("routers")).and_then(Node::entries).expect("routers");
+    let tcp_routers = a
+        .tcp
+        .as_ref()
+        .and_then(|t| t.get("routers"))
+        .and_then(Node::entries)
+        .expect("routers");
     assert_eq!(tcp_routers.len(), 2);
-    let certs = a.tls.as_ref().and_then(|t| t.get("certificates")).expect("certs");
+    let certs = a
+        .tls
+        .as_ref()
+        .and_then(|t| t.get("certificates"))
+        .expect("certs");
     assert!(matches!(certs, Node::List(l) if l.len() == 2));
 }
 
 #[test]
 fn merge_conflicts_name_both_files() {
-    let mut a = cfg("a.toml", "[http.routers.r]\nrule='Path(`/a`)'\nservice='s'\n");
-    let b = cfg("b.toml", "[http.routers.r]\nrule='Path(`/b`)'\nservice='s'\n");
+    let mut a = cfg(
+        "a.toml",
+        "[http.routers.r]\nrule='Path(`/a`)'\nservice='s'\n",
+    );
+    let b = cfg(
+        "b.toml",
+        "[http.routers.r]\nrule='Path(`/b`)'\nservice='s'\n",
+    );
     let err = a.merge(b).expect_err("conflict");
     assert_eq!(
         err.to_string(),
         "b.toml: http.routers.r: defined differently in both a.toml and b.toml"
     );
     // Identical definitions are accepted.
-    let mut a = cfg("a.toml", "[http.routers.r]\nrule='Path(`/a`)'\nservice='s'\n");
-    let b = cfg("b.toml", "[http.routers.r]\nrule='Path(`/a`)'\nservice='s'\n");
+    let mut a = cfg(
+        "a.toml",
+        "[http.routers.r]\nrule='Path(`/a`)'\nservice='s'\n",
+    );
+    let b = cfg(
+        "b.toml",
+        "[http.routers.r]\nrule='Path(`/a`)'\nservice='s'\n",
+    );
     a.merge(b).expect("identical");
     let mut a = cfg("a.toml", "[tcp.routers.t]\nrule='x'\n");
     let b = cfg("b.toml", "[tcp.routers.t]\nrule='y'\n");

@@ -179,7 +179,9 @@ impl<'de> de::Deserializer<'de> for NodeDeserializer<'de> {
     fn deserialize_bool<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, NodeError> {
         let s = self.leaf("a boolean")?;
         match parse_bool(s) {
-            Some(b) => visitor.visit_bool(b).map_err(|e: NodeError| e.or_path(&self.path)),
+            Some(b) => visitor
+                .visit_bool(b)
+                .map_err(|e: NodeError| e.or_path(&self.path)),
             None => Err(self.err(NodeErrorKind::InvalidValue {
                 expected: "boolean",
                 value: s.to_string(),
@@ -223,11 +225,15 @@ impl<'de> de::Deserializer<'de> for NodeDeserializer<'de> {
     /// A node that exists is `Some`: `--providers.file` alone enables the file provider.
     fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, NodeError> {
         let path = self.path.clone();
-        visitor.visit_some(self).map_err(|e: NodeError| e.or_path(&path))
+        visitor
+            .visit_some(self)
+            .map_err(|e: NodeError| e.or_path(&path))
     }
 
     fn deserialize_unit<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, NodeError> {
-        visitor.visit_unit().map_err(|e: NodeError| e.or_path(&self.path))
+        visitor
+            .visit_unit()
+            .map_err(|e: NodeError| e.or_path(&self.path))
     }
 
     fn deserialize_unit_struct<V: Visitor<'de>>(
@@ -259,7 +265,11 @@ impl<'de> de::Deserializer<'de> for NodeDeserializer<'de> {
             .map_err(|e: NodeError| e.or_path(&self.path))
     }
 
-    fn deserialize_tuple<V: Visitor<'de>>(self, _len: usize, visitor: V) -> Result<V::Value, NodeError> {
+    fn deserialize_tuple<V: Visitor<'de>>(
+        self,
+        _len: usize,
+        visitor: V,
+    ) -> Result<V::Value, NodeError> {
         self.deserialize_seq(visitor)
     }
 
@@ -381,7 +391,10 @@ struct MapEntries<'de, 'p> {
 impl<'de> de::MapAccess<'de> for MapEntries<'de, '_> {
     type Error = NodeError;
 
-    fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, NodeError> {
+    fn next_key_seed<K: DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, NodeError> {
         let Some(entry) = self.entries.next() else {
             return Ok(None);
         };
@@ -393,10 +406,12 @@ impl<'de> de::MapAccess<'de> for MapEntries<'de, '_> {
     }
 
     fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, NodeError> {
-        let (key, value) = self
-            .pending
-            .take()
-            .ok_or_else(|| NodeError::new(self.path, NodeErrorKind::Custom("value without a key".into())))?;
+        let (key, value) = self.pending.take().ok_or_else(|| {
+            NodeError::new(
+                self.path,
+                NodeErrorKind::Custom("value without a key".into()),
+            )
+        })?;
         seed.deserialize(NodeDeserializer::at(value, join(self.path, key)))
     }
 
@@ -417,7 +432,10 @@ struct StructFields<'de, 'p> {
 impl<'de> de::MapAccess<'de> for StructFields<'de, '_> {
     type Error = NodeError;
 
-    fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, NodeError> {
+    fn next_key_seed<K: DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, NodeError> {
         let Some(entry) = self.entries.next() else {
             return Ok(None);
         };
@@ -443,15 +461,20 @@ impl<'de> de::MapAccess<'de> for StructFields<'de, '_> {
         }
         self.seen[i] = Some(key);
         self.pending = Some(entry);
-        let field: BorrowedStrDeserializer<'de, NodeError> = BorrowedStrDeserializer::new(self.fields[i]);
-        seed.deserialize(field).map(Some).map_err(|e: NodeError| e.or_path(&path))
+        let field: BorrowedStrDeserializer<'de, NodeError> =
+            BorrowedStrDeserializer::new(self.fields[i]);
+        seed.deserialize(field)
+            .map(Some)
+            .map_err(|e: NodeError| e.or_path(&path))
     }
 
     fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, NodeError> {
-        let (key, value) = self
-            .pending
-            .take()
-            .ok_or_else(|| NodeError::new(self.path, NodeErrorKind::Custom("value without a key".into())))?;
+        let (key, value) = self.pending.take().ok_or_else(|| {
+            NodeError::new(
+                self.path,
+                NodeErrorKind::Custom("value without a key".into()),
+            )
+        })?;
         seed.deserialize(NodeDeserializer::at(value, join(self.path, key)))
     }
 
@@ -470,8 +493,12 @@ impl<'de> de::EnumAccess<'de> for EnumInput<'de> {
     type Error = NodeError;
     type Variant = VariantInput<'de>;
 
-    fn variant_seed<V: DeserializeSeed<'de>>(self, seed: V) -> Result<(V::Value, Self::Variant), NodeError> {
-        let name: BorrowedStrDeserializer<'de, NodeError> = BorrowedStrDeserializer::new(self.variant);
+    fn variant_seed<V: DeserializeSeed<'de>>(
+        self,
+        seed: V,
+    ) -> Result<(V::Value, Self::Variant), NodeError> {
+        let name: BorrowedStrDeserializer<'de, NodeError> =
+            BorrowedStrDeserializer::new(self.variant);
         let v = seed.deserialize(name)?;
         Ok((
             v,
@@ -524,9 +551,15 @@ impl<'de> de::VariantAccess<'de> for VariantInput<'de> {
         }
     }
 
-    fn tuple_variant<V: Visitor<'de>>(self, _len: usize, visitor: V) -> Result<V::Value, NodeError> {
+    fn tuple_variant<V: Visitor<'de>>(
+        self,
+        _len: usize,
+        visitor: V,
+    ) -> Result<V::Value, NodeError> {
         match self.value {
-            Some(n) => de::Deserializer::deserialize_seq(NodeDeserializer::at(n, self.path), visitor),
+            Some(n) => {
+                de::Deserializer::deserialize_seq(NodeDeserializer::at(n, self.path), visitor)
+            }
             None => Err(self.missing()),
         }
     }

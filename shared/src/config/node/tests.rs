@@ -81,7 +81,10 @@ fn flags_decode_case_insensitively_with_string_coercion() {
     assert!(ep.as_default);
     assert_eq!(ep.port, Some(8080));
     assert_eq!(ep.ratio, Some(0.5));
-    assert_eq!(ep.read_timeout, Some(TraefikDuration(Duration::from_secs(90))));
+    assert_eq!(
+        ep.read_timeout,
+        Some(TraefikDuration(Duration::from_secs(90)))
+    );
 }
 
 #[test]
@@ -107,8 +110,14 @@ fn presence_flag_enables_a_section_with_defaults() {
 #[test]
 fn presence_marker_and_children_combine_in_any_order() {
     for pairs in [
-        [("providers.file", "true"), ("providers.file.directory", "/d")],
-        [("providers.file.directory", "/d"), ("providers.file", "true")],
+        [
+            ("providers.file", "true"),
+            ("providers.file.directory", "/d"),
+        ],
+        [
+            ("providers.file.directory", "/d"),
+            ("providers.file", "true"),
+        ],
     ] {
         let root = decode(&pairs).expect("valid");
         let file = root.providers.and_then(|p| p.file).expect("file provider");
@@ -139,7 +148,10 @@ fn unknown_keys_name_their_full_path() {
     let err = decode(&[("entrypoints.web.adress", ":80")]).expect_err("unknown");
     assert_eq!(err.path, "entrypoints.web.adress");
     assert!(matches!(err.kind, NodeErrorKind::UnknownKey { ref key, .. } if key == "adress"));
-    assert!(err.to_string().contains("valid keys: address, asDefault"), "{err}");
+    assert!(
+        err.to_string().contains("valid keys: address, asDefault"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -243,9 +255,13 @@ fn toml_and_yaml_typed_values_decode() {
 
 #[test]
 fn duplicate_case_variants_are_refused() {
-    let toml: toml::Value = toml::from_str("[api]\ninsecure = true\nInsecure = false\n").expect("toml");
+    let toml: toml::Value =
+        toml::from_str("[api]\ninsecure = true\nInsecure = false\n").expect("toml");
     let err = from_node::<Root>(&Node::from_toml(&toml)).expect_err("dup");
-    assert!(matches!(err.kind, NodeErrorKind::DuplicateKey { .. }), "{err}");
+    assert!(
+        matches!(err.kind, NodeErrorKind::DuplicateKey { .. }),
+        "{err}"
+    );
 }
 
 #[test]
@@ -260,7 +276,9 @@ fn merge_overlays_and_keeps_sections_under_markers() {
     let mut base = flat(&[("providers.file.directory", "/d"), ("log.level", "INFO")]);
     base.merge(flat(&[("Providers.file", "true"), ("log.level", "DEBUG")]));
     assert_eq!(
-        base.get("providers").and_then(|p| p.get("file")).and_then(|f| f.get("directory")),
+        base.get("providers")
+            .and_then(|p| p.get("file"))
+            .and_then(|f| f.get("directory")),
         Some(&Node::Leaf("/d".into()))
     );
     assert_eq!(

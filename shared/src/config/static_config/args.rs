@@ -46,7 +46,10 @@ pub(super) fn parse_args(args: &[String]) -> Result<(Vec<Flag>, Option<PathBuf>)
             },
         };
         if key.is_empty() {
-            errors.push(ConfigError::new(format!("argument {arg:?}"), "empty flag name"));
+            errors.push(ConfigError::new(
+                format!("argument {arg:?}"),
+                "empty flag name",
+            ));
             continue;
         }
         if key.eq_ignore_ascii_case("configfile") {
@@ -89,9 +92,7 @@ pub(super) fn related_keys(key: &str, path: &str) -> bool {
 
 /// Lowercase, with `[n]` written as `.n`.
 fn normalize(path: &str) -> String {
-    path.to_ascii_lowercase()
-        .replace('[', ".")
-        .replace(']', "")
+    path.to_ascii_lowercase().replace('[', ".").replace(']', "")
 }
 
 #[cfg(test)]
@@ -139,7 +140,10 @@ mod tests {
 
     #[test]
     fn related() {
-        assert!(related_keys("entrypoints.web.address", "entryPoints.web.address"));
+        assert!(related_keys(
+            "entrypoints.web.address",
+            "entryPoints.web.address"
+        ));
         assert!(related_keys("entrypoints.web.address", "entryPoints.web"));
         assert!(related_keys("a.b[0]", "a.b.0.c"));
         assert!(!related_keys("entrypoints.web2.address", "entryPoints.web"));

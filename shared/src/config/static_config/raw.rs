@@ -235,10 +235,16 @@ impl StaticConfigRaw {
             }
         };
         if let Some(g) = &self.global {
-            note("global.notAppendXForwardedFor".into(), &g.not_append_x_forwarded_for);
+            note(
+                "global.notAppendXForwardedFor".into(),
+                &g.not_append_x_forwarded_for,
+            );
         }
         if let Some(st) = &self.servers_transport {
-            note("serversTransport.insecureSkipVerify".into(), &st.insecure_skip_verify);
+            note(
+                "serversTransport.insecureSkipVerify".into(),
+                &st.insecure_skip_verify,
+            );
             note("serversTransport.rootCAs".into(), &st.root_cas);
             note("serversTransport.spiffe".into(), &st.spiffe);
         }
@@ -254,7 +260,10 @@ impl StaticConfigRaw {
             note(p("observability"), &ep.observability);
             if let Some(t) = &ep.transport {
                 note(p("transport.keepAliveMaxTime"), &t.keep_alive_max_time);
-                note(p("transport.keepAliveMaxRequests"), &t.keep_alive_max_requests);
+                note(
+                    p("transport.keepAliveMaxRequests"),
+                    &t.keep_alive_max_requests,
+                );
             }
             if let Some(fh) = &ep.forwarded_headers {
                 note(p("forwardedHeaders.connection"), &fh.connection);

@@ -120,13 +120,19 @@ fn unknown_keys_are_errors_naming_the_flag() {
         msgs[0].starts_with("flag --entrypoints.web.adress: unknown key \"adress\""),
         "{msgs:?}"
     );
-    assert!(msgs[1].starts_with("flag --log.levle: unknown key"), "{msgs:?}");
+    assert!(
+        msgs[1].starts_with("flag --log.levle: unknown key"),
+        "{msgs:?}"
+    );
 }
 
 #[test]
 fn invalid_values_name_the_flag() {
-    let errs = parse(&["--entrypoints.web.address=:80", "--entrypoints.web.transport.respondingTimeouts.readTimeout=abc"])
-        .expect_err("bad");
+    let errs = parse(&[
+        "--entrypoints.web.address=:80",
+        "--entrypoints.web.transport.respondingTimeouts.readTimeout=abc",
+    ])
+    .expect_err("bad");
     assert_eq!(
         messages(&errs),
         ["flag --entrypoints.web.transport.respondingTimeouts.readTimeout: invalid duration \"abc\""]
@@ -138,10 +144,18 @@ fn invalid_values_name_the_flag() {
     );
     let errs = parse(&["--entrypoints.web.address=example.com:80"]).expect_err("host");
     assert!(messages(&errs)[0].contains("must be an IP address"));
-    let errs = parse(&["--entrypoints.web.forwardedheaders.trustedips=10.0.0.0/99"]).expect_err("cidr");
+    let errs =
+        parse(&["--entrypoints.web.forwardedheaders.trustedips=10.0.0.0/99"]).expect_err("cidr");
     let msgs = messages(&errs);
-    assert!(msgs.iter().any(|m| m.contains("invalid IP address or CIDR range")), "{msgs:?}");
-    assert!(msgs.iter().any(|m| m.contains("address is required")), "{msgs:?}");
+    assert!(
+        msgs.iter()
+            .any(|m| m.contains("invalid IP address or CIDR range")),
+        "{msgs:?}"
+    );
+    assert!(
+        msgs.iter().any(|m| m.contains("address is required")),
+        "{msgs:?}"
+    );
 }
 
 #[test]
@@ -214,8 +228,13 @@ fn entry_point_middlewares_are_refused() {
 
 #[test]
 fn log_settings() {
-    let cfg = parse(&["--log.level=debug", "--log.format", "JSON", "--log.filePath=/var/log/r.log"])
-        .expect("valid");
+    let cfg = parse(&[
+        "--log.level=debug",
+        "--log.format",
+        "JSON",
+        "--log.filePath=/var/log/r.log",
+    ])
+    .expect("valid");
     assert_eq!(cfg.log.level, LogLevel::Debug);
     assert_eq!(cfg.log.format, LogFormat::Json);
     assert_eq!(cfg.log.file_path, Some(PathBuf::from("/var/log/r.log")));
@@ -246,8 +265,11 @@ fn servers_transport_and_dataplane() {
 
 #[test]
 fn file_provider_settings() {
-    let cfg = parse(&["--providers.file.filename=/etc/dyn.toml", "--providers.file.watch=false"])
-        .expect("valid");
+    let cfg = parse(&[
+        "--providers.file.filename=/etc/dyn.toml",
+        "--providers.file.watch=false",
+    ])
+    .expect("valid");
     assert_eq!(
         cfg.providers.file,
         Some(FileProvider {
@@ -265,9 +287,15 @@ fn file_provider_settings() {
 
 #[test]
 fn duplicate_addresses_are_refused() {
-    let errs = parse(&["--entrypoints.a.address=:80", "--entrypoints.b.address=0.0.0.0:80"])
-        .expect_err("dup");
-    assert!(messages(&errs)[0].contains("also used by entry point"), "{errs}");
+    let errs = parse(&[
+        "--entrypoints.a.address=:80",
+        "--entrypoints.b.address=0.0.0.0:80",
+    ])
+    .expect_err("dup");
+    assert!(
+        messages(&errs)[0].contains("also used by entry point"),
+        "{errs}"
+    );
 }
 
 const TOML: &str = r#"
@@ -291,12 +319,19 @@ fn config_file_then_flags_override() {
     fs::write(&file, TOML).expect("write");
     let configfile = format!("--configfile={}", file.display());
     let cfg = StaticConfig::from_args_with(
-        &args(&[&configfile, "--log.level=debug", "--providers.file.watch=true"]),
+        &args(&[
+            &configfile,
+            "--log.level=debug",
+            "--providers.file.watch=true",
+        ]),
         &empty_env(dir.path()),
     )
     .expect("valid");
     assert_eq!(cfg.config_file.as_deref(), Some(file.as_path()));
-    assert_eq!(cfg.entry_points["web"].read_timeout, Duration::from_secs(30));
+    assert_eq!(
+        cfg.entry_points["web"].read_timeout,
+        Duration::from_secs(30)
+    );
     assert_eq!(cfg.log.level, LogLevel::Debug);
     let fp = cfg.providers.file.expect("file provider");
     assert!(fp.watch);
@@ -338,12 +373,18 @@ fn every_file_error_is_reported_with_file_and_path() {
     let msgs = messages(&errs);
     let f = file.display();
     assert_eq!(msgs.len(), 3, "{msgs:?}");
-    assert!(msgs[0].starts_with(&format!("{f}: entryPoints.web.adress: unknown key")), "{msgs:?}");
+    assert!(
+        msgs[0].starts_with(&format!("{f}: entryPoints.web.adress: unknown key")),
+        "{msgs:?}"
+    );
     assert_eq!(
         msgs[1],
         format!("{f}: entryPoints.web.transport.respondingTimeouts.readTimeout: invalid duration \"abc\"")
     );
-    assert!(msgs[2].starts_with(&format!("{f}: lgo: unknown key")), "{msgs:?}");
+    assert!(
+        msgs[2].starts_with(&format!("{f}: lgo: unknown key")),
+        "{msgs:?}"
+    );
 }
 
 #[test]
@@ -358,7 +399,10 @@ fn missing_or_unparsable_config_file() {
         &empty_env(dir.path()),
     )
     .expect_err("syntax");
-    assert!(messages(&errs)[0].contains("TOML syntax error at line 1"), "{errs}");
+    assert!(
+        messages(&errs)[0].contains("TOML syntax error at line 1"),
+        "{errs}"
+    );
 }
 
 #[test]
