@@ -218,10 +218,11 @@ async fn handle_request(
         return respond_local(client, rbuf, head, 404, has_body).await;
     };
     let (server, pass_host) = match snap.pick_server(service) {
-        Pick::Server(s, p) => (s.clone(), p),
+        Pick::Server(s, p) => (s, p),
         Pick::NoServer => return respond_local(client, rbuf, head, 503, has_body).await,
     };
-    drop(snap);
+    // `snap` lives until the response is relayed: the request finishes on the table it
+    // started with, whatever is published meanwhile.
     forward(
         client,
         peer,
@@ -229,7 +230,7 @@ async fn handle_request(
         head,
         ep,
         w,
-        &server,
+        server,
         pass_host,
         method_is_head,
     )
