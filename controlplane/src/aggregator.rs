@@ -1,18 +1,21 @@
 //! The aggregator: qualifies the names of every provider's configuration (`name@provider`),
 //! validates routers and services, and produces the `TableSpec` the data plane compiles.
 //!
-//! Errors never fail the whole table: a router with a bad rule, a missing service, an unknown
-//! entry point or an unsupported middleware is disabled and reported; the rest is served.
+//! Errors never fail the whole table: a router with a bad rule, a missing service or an
+//! unsupported middleware is disabled and reported; the rest is served. Settings that ringway
+//! does not implement yet but that cannot weaken security (health checks, sticky sessions,
+//! `tcp` routers, …) are reported as warnings and ignored; those that could (middlewares) are
+//! errors that disable what uses them.
 
-use ringway_shared::config::dynamic::{
-    LoadBalancerConfig, RouterConfig, ServiceConfig, WeightedConfig,
-};
-use ringway_shared::config::{ConfigError, DynamicConfig, StaticConfig};
+mod services;
+#[cfg(test)]
+mod tests;
+
+use ringway_shared::config::dynamic::RouterConfig;
+use ringway_shared::config::{ConfigError, DynamicConfig, Node, StaticConfig};
 use ringway_shared::rule::{self, RuleKind};
-use ringway_shared::table::{
-    LoadBalancerSpec, RouterSpec, ServerSpec, ServiceId, ServiceKind, ServiceSpec, TableSpec,
-    WeightedChild,
-};
+use ringway_shared::table::{RouterSpec, ServiceId, TableSpec};
+use services::Services;
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 
@@ -29,19 +32,27 @@ pub struct ProviderConfig {
 pub struct Resolution {
     /// Generation 0: the caller numbers it.
     pub table: TableSpec,
+    /// Every router, enabled or not, sorted by provider then name.
     pub routers: Vec<RouterStatus>,
+    /// Every service, valid or not, sorted by qualified name.
     pub services: Vec<ServiceStatus>,
+    /// Faults: each disabled a router, a service or a server.
     pub errors: Vec<ConfigError>,
+    /// Settings accepted but not implemented yet, ignored (`tcp`, `healthCheck`, …).
+    pub warnings: Vec<ConfigError>,
 }
 
 /// A router as the API reports it: enabled or disabled, with its errors.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RouterStatus {
+    /// Qualified: `name@provider`.
     pub name: String,
     pub provider: String,
     pub rule: String,
     pub priority: i64,
+    /// The entry points it is attached to (valid ones only).
     pub entry_points: Vec<String>,
+    /// Qualified service name.
     pub service: String,
     pub enabled: bool,
     pub errors: Vec<String>,
@@ -49,10 +60,16 @@ pub struct RouterStatus {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct ServiceStatus {
+    /// Qualified: `name@provider`.
     pub name: String,
     pub provider: String,
+    /// `loadBalancer`, `weighted`, or `""` when it has no valid type.
     pub kind: &'static str,
+    /// In the table; `false` when the service itself is invalid.
+    pub enabled: bool,
+    /// URLs of the servers that were kept.
     pub servers: Vec<String>,
+    /// Errors about the service or about dropped servers.
     pub errors: Vec<String>,
 }
 
@@ -75,36 +92,59 @@ pub fn resolve(
     resolve_addr: Resolver<'_>,
 ) -> Resolution {
     let mut out = Resolution::default();
+    for p in providers {
+        section_warnings(p, &mut out.warnings);
+    }
 
     // Services first: routers refer to them by index.
-    let mut raw: BTreeMap<String, (&str, &ServiceConfig, String)> = BTreeMap::new();
+    let mut raw = BTreeMap::new();
     for p in providers {
         for (name, svc) in &p.config.http.services {
-            let location = location(&p.config, "http.services", name, &p.provider);
+            let loc = location(&p.config, "http.services", name, &p.provider);
+            if name.contains('@') {
+                out.errors
+                    .push(ConfigError::new(loc, "a service name cannot contain '@'"));
+                continue;
+            }
             raw.insert(
                 qualify(name, &p.provider),
-                (p.provider.as_str(), svc, location),
+                services::RawService {
+                    provider: &p.provider,
+                    config: svc,
+                    location: loc,
+                },
             );
         }
     }
     let services = Services::build(&raw, resolve_addr, &mut out);
-    out.table.services = services.specs;
 
-    let known_eps = static_cfg.entry_point_names();
-    let default_eps = static_cfg.default_entry_points();
+    let middlewares: HashMap<String, &'static str> = providers
+        .iter()
+        .flat_map(|p| {
+            p.config
+                .http
+                .middlewares
+                .iter()
+                .map(|(name, m)| (qualify(name, &p.provider), m.kind))
+        })
+        .collect();
+    let cx = RouterContext {
+        service_ids: &services.ids,
+        middlewares: &middlewares,
+        known_eps: static_cfg.entry_point_names(),
+        default_eps: static_cfg.default_entry_points(),
+    };
     for p in providers {
         for (name, r) in &p.config.http.routers {
             let qualified = qualify(name, &p.provider);
             let loc = location(&p.config, "http.routers", name, &p.provider);
-            let status = router(
-                &qualified,
-                &p.provider,
-                r,
-                &p.config,
-                &services.ids,
-                &known_eps,
-                &default_eps,
-            );
+            let mut status = cx.router(&qualified, &p.provider, r, &loc, &mut out.warnings);
+            if name.contains('@') {
+                status
+                    .errors
+                    .push("a router name cannot contain '@'".to_string());
+                status.enabled = false;
+            }
             for e in &status.errors {
                 out.errors.push(ConfigError::new(loc.clone(), e.clone()));
             }
@@ -123,377 +163,192 @@ pub fn resolve(
             out.routers.push(status);
         }
     }
+    out.table.services = services.specs;
     out
 }
 
-/// Where an item was defined, for error messages: `file.toml: http.routers.x`.
+/// Where an item was defined, for messages: `file.toml: http.routers.x`, or
+/// `provider docker: http.routers.x` when the provider gave no origin.
 fn location(cfg: &DynamicConfig, section: &str, name: &str, provider: &str) -> String {
     let path = format!("{section}.{name}");
-    match cfg.origins.get(&path) {
+    match cfg.origin(&path) {
         Some(src) => format!("{src}: {path}"),
         None => format!("provider {provider}: {path}"),
     }
 }
 
-fn router(
-    qualified: &str,
-    provider: &str,
-    r: &RouterConfig,
-    cfg: &DynamicConfig,
-    service_ids: &HashMap<String, ServiceId>,
-    known_eps: &[String],
-    default_eps: &[String],
-) -> RouterStatus {
-    let mut errors = Vec::new();
-    let service = qualify(&r.service, provider);
-    let priority = r
-        .priority
-        .filter(|&p| p != 0)
-        .unwrap_or(r.rule.len() as i64);
-
-    if r.rule.trim().is_empty() {
-        errors.push("rule is empty".to_string());
-    } else if let Some(syntax) = r
-        .rule_syntax
-        .as_deref()
-        .filter(|s| !s.eq_ignore_ascii_case("v3"))
-    {
-        errors.push(format!("ruleSyntax {syntax:?} is not supported (only v3)"));
-    } else {
-        match rule::parse(&r.rule).and_then(|e| e.check_kind(RuleKind::Http).map(|()| e)) {
-            Ok(expr) => {
-                if let Err(e) = rule::CompiledRule::new(&expr) {
-                    errors.push(format!("invalid rule: {e}"));
-                }
-            }
-            Err(e) => errors.push(format!("invalid rule: {e}")),
-        }
-    }
-
-    let mut entry_points = Vec::new();
-    if r.entry_points.is_empty() {
-        entry_points.extend(default_eps.iter().cloned());
-    } else {
-        for ep in &r.entry_points {
-            if known_eps.iter().any(|k| k == ep) {
-                entry_points.push(ep.clone());
-            } else {
-                errors.push(format!("entryPoint {ep:?} doesn't exist"));
-            }
-        }
-    }
-    if entry_points.is_empty() && errors.is_empty() {
-        errors.push("no valid entryPoint for this router".to_string());
-    }
-
-    if r.service.is_empty() {
-        errors.push("the service is missing on the router".to_string());
-    } else if !service_ids.contains_key(&service) {
-        errors.push(format!("the service {service:?} does not exist"));
-    }
-
-    for m in &r.middlewares {
-        let q = qualify(m, provider);
-        let local = m.split('@').next().unwrap_or(m);
-        let defined_here = !m.contains('@') || m.ends_with(&format!("@{provider}"));
-        let kind = defined_here
-            .then(|| cfg.http.middlewares.get(local))
-            .flatten()
-            .map(|mw| mw.kind);
-        match kind {
-            // The data plane implements no middleware yet: serving the router without it
-            // could drop authentication or an IP allow list, so the router is disabled.
-            Some(kind) => errors.push(format!(
-                "middleware {q:?} of type {kind:?} is not supported yet"
-            )),
-            None => errors.push(format!("middleware {q:?} does not exist")),
-        }
-    }
-
-    RouterStatus {
-        name: qualified.to_string(),
-        provider: provider.to_string(),
-        rule: r.rule.clone(),
-        priority,
-        entry_points,
-        service,
-        enabled: errors.is_empty(),
-        errors,
-    }
-}
-
-/// Services validated and numbered.
-struct Services {
-    specs: Vec<ServiceSpec>,
-    ids: HashMap<String, ServiceId>,
-}
-
-impl Services {
-    fn build(
-        raw: &BTreeMap<String, (&str, &ServiceConfig, String)>,
-        resolve_addr: Resolver<'_>,
-        out: &mut Resolution,
-    ) -> Services {
-        // Kinds first, so weighted children can be checked against valid services only.
-        let kinds: BTreeMap<&str, Result<Kind<'_>, String>> = raw
-            .iter()
-            .map(|(name, (_, svc, _))| (name.as_str(), kind_of(svc)))
-            .collect();
-        // Weighted services whose children are missing or form a cycle are invalid.
-        let mut invalid_weighted: BTreeMap<&str, String> = BTreeMap::new();
-        for (name, k) in &kinds {
-            if let Ok(Kind::Weighted(w)) = k {
-                let provider = raw.get(*name).map_or("", |r| r.0);
-                if let Err(e) = check_weighted(name, w, provider, raw, &mut Vec::new()) {
-                    invalid_weighted.insert(name, e);
-                }
-            }
-        }
-        let mut specs = Vec::new();
-        let mut ids = HashMap::new();
-        let mut pending_children = Vec::new();
-        for (name, (provider, _, loc)) in raw {
-            let mut status = ServiceStatus {
-                name: name.clone(),
-                provider: provider.to_string(),
-                kind: "",
-                servers: Vec::new(),
-                errors: Vec::new(),
-            };
-            let kind = match kinds.get(name.as_str()) {
-                Some(Ok(k)) => k,
-                Some(Err(e)) => {
-                    status.errors.push(e.clone());
-                    out.errors.push(ConfigError::new(loc.clone(), e.clone()));
-                    out.services.push(status);
-                    continue;
-                }
-                None => continue,
-            };
-            if let Some(e) = invalid_weighted.get(name.as_str()) {
-                status.kind = "weighted";
-                status.errors.push(e.clone());
-                out.errors.push(ConfigError::new(loc.clone(), e.clone()));
-                out.services.push(status);
-                continue;
-            }
-            let id = ServiceId(specs.len() as u32);
-            ids.insert(name.clone(), id);
-            let spec_kind = match kind {
-                Kind::LoadBalancer(lb) => {
-                    status.kind = "loadbalancer";
-                    let mut servers = Vec::new();
-                    for s in &lb.servers {
-                        match server(&s.url, s.weight.unwrap_or(1), s.preserve_path, resolve_addr) {
-                            Ok(spec) => {
-                                status.servers.push(spec.url.clone());
-                                servers.push(spec);
-                            }
-                            Err(e) => {
-                                let msg = format!("server {:?}: {e}", s.url);
-                                out.errors.push(ConfigError::new(loc.clone(), msg.clone()));
-                                status.errors.push(msg);
-                            }
-                        }
-                    }
-                    ServiceKind::LoadBalancer(LoadBalancerSpec {
-                        servers,
-                        pass_host_header: lb.pass_host_header.unwrap_or(true),
-                    })
-                }
-                Kind::Weighted(w) => {
-                    status.kind = "weighted";
-                    pending_children.push((specs.len(), *provider, *w));
-                    ServiceKind::Weighted(Vec::new())
-                }
-            };
-            specs.push(ServiceSpec {
-                name: name.clone(),
-                kind: spec_kind,
-            });
-            out.services.push(status);
-        }
-        for (index, provider, w) in pending_children {
-            let children = w
-                .services
-                .iter()
-                .filter_map(|c| {
-                    ids.get(&qualify(&c.name, provider))
-                        .map(|&service| WeightedChild {
-                            service,
-                            weight: c.weight.unwrap_or(1),
-                        })
-                })
-                .collect();
-            specs[index].kind = ServiceKind::Weighted(children);
-        }
-        Services { specs, ids }
-    }
-}
-
-enum Kind<'a> {
-    LoadBalancer(&'a LoadBalancerConfig),
-    Weighted(&'a WeightedConfig),
-}
-
-fn kind_of(svc: &ServiceConfig) -> Result<Kind<'_>, String> {
-    let mut kinds = Vec::new();
-    if svc.load_balancer.is_some() {
-        kinds.push("loadBalancer");
-    }
-    if svc.weighted.is_some() {
-        kinds.push("weighted");
-    }
-    if svc.mirroring.is_some() {
-        kinds.push("mirroring");
-    }
-    if svc.failover.is_some() {
-        kinds.push("failover");
-    }
-    if svc.highest_random_weight.is_some() {
-        kinds.push("highestRandomWeight");
-    }
-    if kinds.len() > 1 {
-        return Err(format!(
-            "a service has exactly one type; this one has {}",
-            kinds.join(", ")
-        ));
-    }
-    if let Some(lb) = &svc.load_balancer {
-        if let Some(s) = lb
-            .strategy
-            .as_deref()
-            .filter(|s| !s.eq_ignore_ascii_case("wrr"))
-        {
-            return Err(format!(
-                "loadBalancer strategy {s:?} is not supported yet (wrr is)"
-            ));
-        }
-        for (set, what) in [
-            (lb.sticky.is_some(), "sticky"),
-            (lb.health_check.is_some(), "healthCheck"),
-            (lb.passive_health_check.is_some(), "passiveHealthCheck"),
-        ] {
-            if set {
-                return Err(format!("loadBalancer.{what} is not supported yet"));
-            }
-        }
-        return Ok(Kind::LoadBalancer(lb));
-    }
-    if let Some(w) = &svc.weighted {
-        if w.sticky.is_some() || w.health_check.is_some() {
-            return Err("weighted sticky/healthCheck is not supported yet".to_string());
-        }
-        return Ok(Kind::Weighted(w));
-    }
-    match kinds.first() {
-        Some(k) => Err(format!("service type {k} is not supported yet")),
-        None => Err("the service has no type (loadBalancer, weighted, …)".to_string()),
-    }
-}
-
-/// Checks that every child of a weighted service exists and that no cycle goes through it.
-fn check_weighted<'a>(
-    name: &'a str,
-    w: &'a WeightedConfig,
-    provider: &str,
-    raw: &'a BTreeMap<String, (&str, &ServiceConfig, String)>,
-    path: &mut Vec<String>,
-) -> Result<(), String> {
-    if path.iter().any(|p| p == name) {
-        path.push(name.to_string());
-        return Err(format!(
-            "weighted services form a cycle: {}",
-            path.join(" → ")
-        ));
-    }
-    if w.services.is_empty() {
-        return Err("weighted service has no services".to_string());
-    }
-    path.push(name.to_string());
-    for c in &w.services {
-        let child = qualify(&c.name, provider);
-        let Some((child_provider, svc, _)) = raw.get(&child) else {
-            return Err(format!("weighted child service {child:?} does not exist"));
+/// Warnings for whole sections ringway ignores.
+fn section_warnings(p: &ProviderConfig, warnings: &mut Vec<ConfigError>) {
+    let cfg = &p.config;
+    let mut warn = |path: String, what: &str| {
+        let loc = match cfg.origin(&path) {
+            Some(src) => format!("{src}: {path}"),
+            None => format!("provider {}: {path}", p.provider),
         };
-        match kind_of(svc) {
-            Ok(Kind::Weighted(cw)) => check_weighted(&child, cw, child_provider, raw, path)?,
-            Ok(Kind::LoadBalancer(_)) => {}
-            Err(e) => return Err(format!("weighted child service {child:?} is invalid: {e}")),
+        warnings.push(ConfigError::new(
+            loc,
+            format!("{what} not supported yet, ignored"),
+        ));
+    };
+    for (top, raw) in [("tcp", &cfg.tcp), ("udp", &cfg.udp)] {
+        for (section, items) in raw.as_ref().and_then(Node::entries).unwrap_or(&[]) {
+            for (name, _) in items.entries().unwrap_or(&[]) {
+                warn(
+                    format!("{top}.{section}.{name}"),
+                    &format!("{top} {section} are"),
+                );
+            }
         }
     }
-    path.pop();
-    Ok(())
-}
-
-/// Validates a server URL and resolves its address.
-fn server(
-    url: &str,
-    weight: u32,
-    preserve_path: bool,
-    resolve_addr: Resolver<'_>,
-) -> Result<ServerSpec, String> {
-    let (scheme, rest) = url
-        .split_once("://")
-        .ok_or("not a URL (expected http://host[:port])")?;
-    if scheme.eq_ignore_ascii_case("https") {
-        return Err("https servers are not supported yet".to_string());
-    }
-    if !scheme.eq_ignore_ascii_case("http") {
-        return Err(format!("scheme {scheme:?} is not supported (http)"));
-    }
-    let (authority, path) = match rest.find(['/', '?', '#']) {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, ""),
-    };
-    if authority.is_empty() || authority.contains('@') {
-        return Err("invalid host".to_string());
-    }
-    let (host, port) = split_host_port(authority)?;
-    let addrs = match host.parse::<std::net::IpAddr>() {
-        Ok(ip) => vec![SocketAddr::new(ip, port)],
-        Err(_) => resolve_addr(host, port).map_err(|e| format!("cannot resolve {host:?}: {e}"))?,
-    };
-    let addr = addrs
-        .first()
-        .copied()
-        .ok_or_else(|| format!("{host:?} resolves to no address"))?;
-    let path = path.trim_end_matches('/');
-    if preserve_path && !path.is_empty() {
-        return Err("preservePath with a URL path is not supported yet".to_string());
-    }
-    Ok(ServerSpec {
-        url: url.to_string(),
-        addr,
-        authority: authority.to_string(),
-        path_prefix: String::new(),
-        weight,
-    })
-}
-
-fn split_host_port(authority: &str) -> Result<(&str, u16), String> {
-    let (host, port) = if let Some(rest) = authority.strip_prefix('[') {
-        let end = rest.find(']').ok_or("unclosed '[' in host")?;
-        let host = &rest[..end];
-        let after = &rest[end + 1..];
-        (host, after.strip_prefix(':'))
-    } else {
-        match authority.rsplit_once(':') {
-            Some((h, p)) => (h, Some(p)),
-            None => (authority, None),
+    if let Some(tls) = cfg.tls.as_ref().and_then(Node::entries) {
+        for (section, _) in tls {
+            warn(format!("tls.{section}"), "the tls section is");
         }
-    };
-    let port = match port {
-        Some(p) => p
-            .parse::<u16>()
-            .map_err(|_| format!("invalid port {p:?}"))?,
-        None => 80,
-    };
-    if host.is_empty() {
-        return Err("empty host".to_string());
     }
-    Ok((host, port))
+    for name in cfg.http.servers_transports.keys() {
+        warn(
+            format!("http.serversTransports.{name}"),
+            "serversTransports are",
+        );
+    }
+    for name in cfg.http.models.keys() {
+        warn(format!("http.models.{name}"), "models are");
+    }
 }
 
-#[cfg(test)]
-mod tests;
+struct RouterContext<'a> {
+    service_ids: &'a HashMap<String, ServiceId>,
+    /// Every provider's middlewares, qualified, with their type.
+    middlewares: &'a HashMap<String, &'static str>,
+    known_eps: Vec<String>,
+    default_eps: Vec<String>,
+}
+
+impl RouterContext<'_> {
+    fn router(
+        &self,
+        qualified: &str,
+        provider: &str,
+        r: &RouterConfig,
+        loc: &str,
+        warnings: &mut Vec<ConfigError>,
+    ) -> RouterStatus {
+        // Every error but an unknown entry point disables the router.
+        let mut errors = Vec::new();
+        let mut disabled = false;
+        let mut fatal = |errors: &mut Vec<String>, e: String| {
+            errors.push(e);
+            disabled = true;
+        };
+        let service = qualify(&r.service, provider);
+        let priority = r
+            .priority
+            .filter(|&p| p != 0)
+            .unwrap_or(r.rule.len() as i64);
+
+        if r.rule.trim().is_empty() {
+            fatal(&mut errors, "rule is empty".to_string());
+        } else if let Some(syntax) = r
+            .rule_syntax
+            .as_deref()
+            .filter(|s| !s.eq_ignore_ascii_case("v3"))
+        {
+            fatal(
+                &mut errors,
+                format!("ruleSyntax {syntax:?} is not supported (only v3)"),
+            );
+        } else {
+            match rule::parse(&r.rule).and_then(|e| e.check_kind(RuleKind::Http).map(|()| e)) {
+                Ok(expr) => {
+                    if let Err(e) = rule::CompiledRule::new(&expr) {
+                        fatal(&mut errors, format!("invalid rule: {e}"));
+                    }
+                }
+                Err(e) => fatal(&mut errors, format!("invalid rule: {e}")),
+            }
+        }
+
+        let mut entry_points = Vec::new();
+        if r.entry_points.is_empty() {
+            entry_points.extend(self.default_eps.iter().cloned());
+        } else {
+            for ep in &r.entry_points {
+                if self.known_eps.iter().any(|k| k == ep) {
+                    if !entry_points.contains(ep) {
+                        entry_points.push(ep.clone());
+                    }
+                } else {
+                    errors.push(format!("entryPoint {ep:?} doesn't exist"));
+                }
+            }
+        }
+        if entry_points.is_empty() {
+            fatal(
+                &mut errors,
+                "no valid entryPoint for this router".to_string(),
+            );
+        }
+
+        if r.service.is_empty() {
+            fatal(
+                &mut errors,
+                "the service is missing on the router".to_string(),
+            );
+        } else if service.ends_with("@internal") {
+            fatal(
+                &mut errors,
+                format!("internal service {service:?} is not supported yet"),
+            );
+        } else if !self.service_ids.contains_key(&service) {
+            fatal(
+                &mut errors,
+                format!("the service {service:?} does not exist or is invalid"),
+            );
+        }
+
+        for m in &r.middlewares {
+            let q = qualify(m, provider);
+            match self.middlewares.get(&q) {
+                // The data plane implements no middleware yet: serving the router without it
+                // could drop authentication or an IP allow list, so the router is disabled.
+                Some(kind) => fatal(
+                    &mut errors,
+                    format!("middleware {q:?} of type {kind:?} is not supported yet"),
+                ),
+                None => fatal(&mut errors, format!("middleware {q:?} does not exist")),
+            }
+        }
+        if !r.parent_refs.is_empty() {
+            fatal(
+                &mut errors,
+                "parentRefs (multi-layer routing) are not supported yet".to_string(),
+            );
+        }
+
+        if let Some(tls) = &r.tls {
+            for (set, what) in [
+                (tls.options.is_some(), "tls.options"),
+                (tls.cert_resolver.is_some(), "tls.certResolver"),
+                (!tls.domains.is_empty(), "tls.domains"),
+            ] {
+                if set {
+                    warnings.push(ConfigError::new(
+                        loc,
+                        format!("{what} not supported yet, ignored"),
+                    ));
+                }
+            }
+        }
+
+        RouterStatus {
+            name: qualified.to_string(),
+            provider: provider.to_string(),
+            rule: r.rule.clone(),
+            priority,
+            entry_points,
+            service,
+            enabled: !disabled,
+            errors,
+        }
+    }
+}

@@ -18,7 +18,7 @@ pub fn run(args: &[String]) -> i32 {
     };
     let mut errors = 0usize;
     for key in &cfg.unsupported {
-        println!("warning: static option not supported yet, ignored: {key}");
+        eprintln!("warning: {key}: not supported yet, ignored");
     }
     let mut providers = Vec::new();
     if let Some(file) = &cfg.providers.file {
@@ -34,18 +34,22 @@ pub fn run(args: &[String]) -> i32 {
         }
     }
     let resolution = resolve(&providers, &cfg, &resolve_std);
+    for w in &resolution.warnings {
+        eprintln!("warning: {w}");
+    }
     for e in &resolution.errors {
         eprintln!("{e}");
     }
     errors += resolution.errors.len();
     let enabled = resolution.routers.iter().filter(|r| r.enabled).count();
     println!(
-        "{} entry points, {} routers ({} enabled), {} services, {} errors",
+        "{} entry points, {} routers ({} enabled), {} services, {} errors, {} warnings",
         cfg.entry_points.len(),
         resolution.routers.len(),
         enabled,
         resolution.services.len(),
-        errors
+        errors,
+        cfg.unsupported.len() + resolution.warnings.len()
     );
     i32::from(errors > 0)
 }
@@ -56,4 +60,36 @@ pub(crate) fn resolve_std(host: &str, port: u16) -> Result<Vec<SocketAddr>, Stri
         .to_socket_addrs()
         .map(|it| it.collect())
         .map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(dynamic: &str) -> i32 {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("dynamic.toml");
+        std::fs::write(&path, dynamic).expect("write");
+        run(&[
+            "--entrypoints.web.address=127.0.0.1:0".to_string(),
+            format!("--providers.file.filename={}", path.display()),
+        ])
+    }
+
+    #[test]
+    fn exit_code_says_whether_anything_is_wrong() {
+        let service =
+            "[http.services.s.loadBalancer]\nservers = [{ url = \"http://127.0.0.1:9\" }]\n";
+        let good = format!("{service}[http.routers.r]\nrule = \"Path(`/`)\"\nservice = \"s\"\n");
+        assert_eq!(check(&good), 0);
+        // Warnings alone do not fail the check.
+        assert_eq!(
+            check(&format!("{good}[tcp.routers.t]\nrule = \"HostSNI(`*`)\"\n")),
+            0
+        );
+        let bad = format!("{service}[http.routers.r]\nrule = \"Path(`/`\"\nservice = \"s\"\n");
+        assert_eq!(check(&bad), 1);
+        assert_eq!(check("[http\n"), 1);
+        assert_eq!(run(&["--entrypoints.web.adress=:1".to_string()]), 1);
+    }
 }

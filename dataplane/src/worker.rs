@@ -89,20 +89,46 @@ impl Drop for ActiveGuard {
     }
 }
 
-/// Runs a worker until its drain completes. Returns which I/O driver it used.
+/// Runs a worker until its drain completes.
 pub fn run(spec: WorkerSpec) -> std::io::Result<()> {
-    let uring = monoio::utils::detect_uring();
-    let mut rt = monoio::RuntimeBuilder::<monoio::FusionDriver>::new()
-        .with_entries(1024)
-        .enable_timer()
-        .build()?;
-    tracing::debug!(
-        worker = spec.id,
-        driver = if uring { "io_uring" } else { "epoll (legacy)" },
-        "worker started"
-    );
+    let (mut rt, driver) = build_runtime()?;
+    tracing::debug!(worker = spec.id, driver, "worker started");
     rt.block_on(serve(spec));
     Ok(())
+}
+
+type Runtime = monoio::FusionRuntime<
+    monoio::time::TimeDriver<monoio::IoUringDriver>,
+    monoio::time::TimeDriver<monoio::LegacyDriver>,
+>;
+
+/// io_uring with deferred task running where the kernel has it (6.1+): completions are
+/// processed when the worker asks for them, not by interrupting it, and the ring has a single
+/// issuer. Falls back to a plain ring, then to epoll where io_uring is refused (Docker's
+/// default seccomp profile).
+fn build_runtime() -> std::io::Result<(Runtime, &'static str)> {
+    let builder = || {
+        monoio::RuntimeBuilder::<monoio::FusionDriver>::new()
+            .with_entries(1024)
+            .enable_timer()
+    };
+    if monoio::utils::detect_uring() && std::env::var_os("RINGWAY_PLAIN_URING").is_none() {
+        let mut urb = io_uring::IoUring::builder();
+        urb.setup_coop_taskrun()
+            .setup_single_issuer()
+            .setup_defer_taskrun();
+        match builder().uring_builder(urb).build() {
+            Ok(rt) => return Ok((rt, "io_uring (defer_taskrun)")),
+            Err(e) => tracing::debug!(error = %e, "io_uring without defer_taskrun"),
+        }
+    }
+    let rt = builder().build()?;
+    let driver = if monoio::utils::detect_uring() {
+        "io_uring"
+    } else {
+        "epoll"
+    };
+    Ok((rt, driver))
 }
 
 async fn serve(spec: WorkerSpec) {

@@ -1,5 +1,6 @@
 use super::*;
 use ringway_shared::config::{parse_dynamic, Format};
+use ringway_shared::table::ServiceKind;
 
 fn static_cfg() -> StaticConfig {
     StaticConfig::from_args(&[
@@ -218,4 +219,262 @@ fn empty_servers_list_is_valid() {
     let r = run(&[provider("file", toml)]);
     assert!(r.errors.is_empty(), "{:?}", r.errors);
     assert_eq!(r.table.routers.len(), 1);
+}
+
+fn texts(errors: &[ConfigError]) -> Vec<String> {
+    errors.iter().map(|e| e.to_string()).collect()
+}
+
+#[test]
+fn unknown_entry_point_disables_the_router_only_there() {
+    let toml = format!(
+        "{BASE}\n[http.routers.r]\nrule = \"Host(`a`)\"\nservice = \"s1\"\nentryPoints = [\"web\", \"nope\", \"web\"]\n"
+    );
+    let r = run(&[provider("file", &toml)]);
+    assert_eq!(r.table.routers.len(), 1);
+    assert_eq!(r.table.routers[0].entry_points, vec!["web".to_string()]);
+    assert!(r.routers[0].enabled);
+    assert_eq!(
+        texts(&r.errors),
+        vec!["file.toml: http.routers.r: entryPoint \"nope\" doesn't exist".to_string()]
+    );
+}
+
+#[test]
+fn as_default_entry_points_are_the_default() {
+    let cfg = StaticConfig::from_args(&[
+        "--entrypoints.web.address=:8000".to_string(),
+        "--entrypoints.admin.address=:8081".to_string(),
+        "--entrypoints.admin.asdefault=true".to_string(),
+    ])
+    .expect("static config");
+    let toml = format!(
+        "{BASE}\n[http.routers.r]\nrule = \"Host(`a`)\"\nservice = \"s1\"\n[http.routers.r.tls]\n"
+    );
+    let r = resolve(&[provider("file", &toml)], &cfg, &no_dns);
+    assert_eq!(r.table.routers[0].entry_points, vec!["admin".to_string()]);
+    assert!(r.table.routers[0].tls);
+}
+
+#[test]
+fn middlewares_of_other_providers_and_missing_ones_are_refused() {
+    let a = provider(
+        "file",
+        &format!("{BASE}\n[http.routers.r]\nrule = \"Host(`a`)\"\nservice = \"s1\"\nmiddlewares = [\"ip@docker\", \"ghost\"]\n"),
+    );
+    let b = provider(
+        "docker",
+        "[http.middlewares.ip.ipAllowList]\nsourceRange = [\"10.0.0.0/8\"]\n",
+    );
+    let r = run(&[a, b]);
+    assert!(r.table.routers.is_empty());
+    assert_eq!(
+        r.routers[0].errors,
+        vec![
+            "middleware \"ip@docker\" of type \"ipAllowList\" is not supported yet".to_string(),
+            "middleware \"ghost@file\" does not exist".to_string(),
+        ]
+    );
+}
+
+#[test]
+fn service_middlewares_are_refused_and_unimplemented_settings_warn() {
+    let toml = r#"
+[http.services.guarded.loadBalancer]
+servers = [{ url = "http://127.0.0.1:9001" }]
+[http.services.guarded]
+middlewares = ["auth"]
+[http.services.checked.loadBalancer]
+servers = [{ url = "http://127.0.0.1:9001" }]
+strategy = "p2c"
+[http.services.checked.loadBalancer.healthCheck]
+path = "/health"
+[http.services.checked.loadBalancer.sticky.cookie]
+[http.services.mirror.mirroring]
+service = "checked"
+[http.services.two.loadBalancer]
+[http.services.two.weighted]
+[http.services.none]
+"#;
+    let r = run(&[provider("file", toml)]);
+    let names: Vec<&str> = r.table.services.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, vec!["checked@file"]);
+    let errors = texts(&r.errors);
+    assert!(
+        errors.contains(
+            &"file.toml: http.services.guarded: service middlewares are not supported yet"
+                .to_string()
+        ),
+        "{errors:?}"
+    );
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("mirror") && e.contains("mirroring is not supported yet")),
+        "{errors:?}"
+    );
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("two") && e.contains("exactly one type")),
+        "{errors:?}"
+    );
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("none") && e.contains("no type")),
+        "{errors:?}"
+    );
+    let warnings = texts(&r.warnings);
+    assert_eq!(warnings.len(), 3, "{warnings:?}");
+    assert!(
+        warnings
+            .iter()
+            .all(|w| w.starts_with("file.toml: http.services.checked: ")),
+        "{warnings:?}"
+    );
+    let statuses: Vec<(&str, bool)> = r
+        .services
+        .iter()
+        .map(|s| (s.name.as_str(), s.enabled))
+        .collect();
+    assert_eq!(
+        statuses,
+        vec![
+            ("checked@file", true),
+            ("guarded@file", false),
+            ("mirror@file", false),
+            ("none@file", false),
+            ("two@file", false)
+        ]
+    );
+}
+
+#[test]
+fn unimplemented_sections_warn() {
+    let toml = r#"
+[tcp.routers.db]
+rule = "HostSNI(`*`)"
+service = "pg"
+[udp.services.dns.loadBalancer]
+[[tls.certificates]]
+certFile = "a.pem"
+[http.serversTransports.st]
+insecureSkipVerify = true
+"#;
+    let r = run(&[provider("file", toml)]);
+    assert!(r.errors.is_empty(), "{:?}", r.errors);
+    assert_eq!(
+        texts(&r.warnings),
+        vec![
+            "file.toml: tcp.routers.db: tcp routers are not supported yet, ignored".to_string(),
+            "file.toml: udp.services.dns: udp services are not supported yet, ignored".to_string(),
+            "file.toml: tls.certificates: the tls section is not supported yet, ignored".to_string(),
+            "file.toml: http.serversTransports.st: serversTransports are not supported yet, ignored".to_string(),
+        ]
+    );
+}
+
+#[test]
+fn names_internal_services_parent_refs_and_rule_syntax() {
+    let toml = format!(
+        "{BASE}
+[http.routers.api]
+rule = \"PathPrefix(`/api`)\"
+service = \"api@internal\"
+[http.routers.child]
+rule = \"Path(`/c`)\"
+service = \"s1\"
+parentRefs = [\"parent\"]
+[http.routers.old]
+rule = \"Path(`/o`)\"
+service = \"s1\"
+ruleSyntax = \"v2\"
+[http.routers.empty]
+service = \"s1\"
+[http.routers.nosvc]
+rule = \"Path(`/n`)\"
+[http.routers.tcp]
+rule = \"HostSNI(`a`)\"
+service = \"s1\"
+"
+    );
+    let r = run(&[provider("file", &toml)]);
+    assert!(r.table.routers.is_empty());
+    let errors = texts(&r.errors);
+    for want in [
+        "http.routers.api: internal service \"api@internal\" is not supported yet",
+        "http.routers.child: parentRefs (multi-layer routing) are not supported yet",
+        "http.routers.old: ruleSyntax \"v2\" is not supported (only v3)",
+        "http.routers.empty: rule is empty",
+        "http.routers.nosvc: the service is missing on the router",
+        "http.routers.tcp: invalid rule",
+    ] {
+        assert!(
+            errors.iter().any(|e| e.contains(want)),
+            "{want}: {errors:?}"
+        );
+    }
+    let r = run(&[ProviderConfig {
+        provider: "docker".into(),
+        config: DynamicConfig {
+            http: ringway_shared::config::dynamic::HttpConfig {
+                routers: [(
+                    "r@x".to_string(),
+                    RouterConfig {
+                        rule: "Path(`/`)".into(),
+                        service: "s".into(),
+                        ..RouterConfig::default()
+                    },
+                )]
+                .into(),
+                ..Default::default()
+            },
+            ..Default::default()
+        },
+    }]);
+    let errors = texts(&r.errors);
+    assert!(
+        errors.contains(
+            &"provider docker: http.routers.r@x: a router name cannot contain '@'".to_string()
+        ),
+        "{errors:?}"
+    );
+}
+
+#[test]
+fn weighted_diamonds_are_valid_and_invalid_children_propagate() {
+    // 20 layers of diamonds: exponential without memoization.
+    let mut toml = String::from(BASE);
+    for i in 0..20 {
+        let next = if i == 19 {
+            "s1".to_string()
+        } else {
+            format!("w{}", i + 1)
+        };
+        toml.push_str(&format!(
+            "[http.services.w{i}.weighted]\nservices = [{{ name = \"{next}\" }}, {{ name = \"{next}\" }}]\n"
+        ));
+    }
+    toml.push_str("[http.services.bad.mirroring]\nservice = \"s1\"\n[http.services.parent.weighted]\nservices = [{ name = \"bad\" }]\n");
+    let r = run(&[provider("file", &toml)]);
+    assert_eq!(r.table.services.len(), 21, "{:?}", r.errors);
+    let errors = texts(&r.errors);
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("http.services.parent") && e.contains("\"bad@file\" is invalid")),
+        "{errors:?}"
+    );
+}
+
+#[test]
+fn priority_zero_means_rule_length() {
+    let r = run(&[provider(
+        "file",
+        &format!(
+            "{BASE}\n[http.routers.r]\nrule = \"Host(`abc`)\"\nservice = \"s1\"\npriority = 0\n"
+        ),
+    )]);
+    assert_eq!(r.table.routers[0].priority, "Host(`abc`)".len() as i64);
 }

@@ -85,16 +85,47 @@ fn collect(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Loads once, then (if `watch`) reloads on every change, sending each new view.
+/// Loads once, then (if `watch`) reloads on every change, sending each new view. Returns when
+/// the receiver is gone (or after the first load when not watching).
 pub async fn run_file_provider(cfg: FileProvider, tx: mpsc::Sender<ProviderEvent>) {
     let mut last: Option<DynamicConfig> = None;
-    send_if_changed(&cfg, &tx, &mut last).await;
     if !cfg.watch {
+        send_if_changed(&cfg, &tx, &mut last).await;
         return;
     }
+    // Watch before the first load, so that a change made meanwhile is not missed.
     let (ev_tx, mut ev_rx) = mpsc::unbounded_channel::<()>();
+    let _watcher = watch(&cfg, ev_tx);
+    if !send_if_changed(&cfg, &tx, &mut last).await {
+        return;
+    }
+    loop {
+        tokio::select! {
+            ev = ev_rx.recv() => {
+                if ev.is_none() {
+                    return; // no watcher: nothing more will change
+                }
+                // Coalesce the burst (an editor's temp file, write, rename).
+                tokio::time::sleep(SETTLE).await;
+                while ev_rx.try_recv().is_ok() {}
+                if !send_if_changed(&cfg, &tx, &mut last).await {
+                    return;
+                }
+            }
+            _ = tx.closed() => return,
+        }
+    }
+}
+
+/// Starts watching: the parent directory of `filename` (editors and atomic writers replace
+/// the file by renaming, and Kubernetes swaps a symlinked directory), and `directory`
+/// recursively. Failures are logged; the provider then serves what it loaded.
+fn watch(
+    cfg: &FileProvider,
+    ev_tx: mpsc::UnboundedSender<()>,
+) -> Option<notify::RecommendedWatcher> {
     let watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
-        if res.is_ok() {
+        if res.as_ref().is_ok_and(is_change) {
             let _ = ev_tx.send(());
         }
     });
@@ -102,10 +133,9 @@ pub async fn run_file_provider(cfg: FileProvider, tx: mpsc::Sender<ProviderEvent
         Ok(w) => w,
         Err(e) => {
             tracing::error!(error = %e, "file provider: cannot watch; changes will not be picked up");
-            return;
+            return None;
         }
     };
-    // Watch the parent of a file (editors and atomic writers replace the file by renaming).
     let mut targets: Vec<(PathBuf, RecursiveMode)> = Vec::new();
     if let Some(f) = &cfg.filename {
         let parent = f
@@ -122,39 +152,45 @@ pub async fn run_file_provider(cfg: FileProvider, tx: mpsc::Sender<ProviderEvent
             tracing::error!(path = %path.display(), error = %e, "file provider: cannot watch");
         }
     }
-    while ev_rx.recv().await.is_some() {
-        // Coalesce the burst.
-        tokio::time::sleep(SETTLE).await;
-        while ev_rx.try_recv().is_ok() {}
-        send_if_changed(&cfg, &tx, &mut last).await;
+    Some(watcher)
+}
+
+/// Whether an event can change the configuration. inotify also reports opens and reads
+/// (`Access`), among them our own reads of the files: reloading on those would loop forever.
+fn is_change(event: &notify::Event) -> bool {
+    use notify::event::{AccessKind, AccessMode, EventKind};
+    match event.kind {
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
+        EventKind::Access(_) => false,
+        _ => true,
     }
 }
 
+/// Loads and sends the view if it changed since the last one sent (or the error); false when
+/// the receiver is gone.
 async fn send_if_changed(
     cfg: &FileProvider,
     tx: &mpsc::Sender<ProviderEvent>,
     last: &mut Option<DynamicConfig>,
-) {
-    match load_file_provider(cfg) {
+) -> bool {
+    let event = match load_file_provider(cfg) {
         Ok(config) => {
             if last.as_ref() == Some(&config) {
-                return;
+                return true;
             }
             *last = Some(config.clone());
-            let _ = tx
-                .send(ProviderEvent::Config(Box::new(ProviderConfig {
-                    provider: PROVIDER.to_string(),
-                    config,
-                })))
-                .await;
+            ProviderEvent::Config(Box::new(ProviderConfig {
+                provider: PROVIDER.to_string(),
+                config,
+            }))
         }
-        Err(error) => {
-            let _ = tx
-                .send(ProviderEvent::Error {
-                    provider: PROVIDER.to_string(),
-                    error,
-                })
-                .await;
-        }
-    }
+        Err(error) => ProviderEvent::Error {
+            provider: PROVIDER.to_string(),
+            error,
+        },
+    };
+    tx.send(event).await.is_ok()
 }
+
+#[cfg(test)]
+mod tests;

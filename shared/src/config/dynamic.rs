@@ -388,6 +388,10 @@ impl<'a> Decoder<'a> {
         let mut out = Vec::new();
         for (section, value) in self.sections(entries, name, valid) {
             let path = join(name, section);
+            self.cfg
+                .origins
+                .entry(path.clone())
+                .or_insert_with(|| self.source.to_string());
             if let Node::List(_) = value {
                 // tls.certificates is a list.
                 out.push((section.to_string(), value.clone()));

@@ -1,0 +1,194 @@
+use super::*;
+use std::fs;
+use std::time::Duration;
+
+const ROUTER: &str = "[http.routers.r]\nrule = \"Path(`/`)\"\nservice = \"s\"\n";
+const SERVICE: &str =
+    "[http.services.s.loadBalancer]\nservers = [{ url = \"http://127.0.0.1:9\" }]\n";
+
+fn file_cfg(path: &Path, watch: bool) -> FileProvider {
+    FileProvider {
+        filename: Some(path.to_path_buf()),
+        directory: None,
+        watch,
+    }
+}
+
+fn dir_cfg(path: &Path) -> FileProvider {
+    FileProvider {
+        filename: None,
+        directory: Some(path.to_path_buf()),
+        watch: true,
+    }
+}
+
+/// The next event, within a generous deadline (the provider reacts in milliseconds).
+async fn next(rx: &mut mpsc::Receiver<ProviderEvent>) -> ProviderEvent {
+    tokio::time::timeout(Duration::from_secs(5), rx.recv())
+        .await
+        .expect("an event before the deadline")
+        .expect("provider still running")
+}
+
+fn config(ev: ProviderEvent) -> DynamicConfig {
+    match ev {
+        ProviderEvent::Config(pc) => {
+            assert_eq!(pc.provider, "file");
+            pc.config
+        }
+        ProviderEvent::Error { error, .. } => panic!("unexpected error: {error}"),
+    }
+}
+
+fn error(ev: ProviderEvent) -> ConfigErrors {
+    match ev {
+        ProviderEvent::Error { error, .. } => error,
+        ProviderEvent::Config(_) => panic!("expected an error"),
+    }
+}
+
+/// Replaces a file the way editors and config managers do: write aside, then rename.
+fn replace(path: &Path, text: &str) {
+    let tmp = path.with_extension("tmp~");
+    fs::write(&tmp, text).expect("write");
+    fs::rename(&tmp, path).expect("rename");
+}
+
+#[test]
+fn directory_is_read_recursively_skipping_hidden_and_other_files() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    fs::write(dir.path().join("a.toml"), ROUTER).expect("write");
+    fs::create_dir(dir.path().join("sub")).expect("mkdir");
+    fs::write(
+        dir.path().join("sub/b.yaml"),
+        "http:\n  services:\n    s:\n      loadBalancer:\n        servers: []\n",
+    )
+    .expect("write");
+    fs::write(dir.path().join(".#c.toml"), "not = [valid").expect("write");
+    fs::write(dir.path().join("notes.txt"), "ignored").expect("write");
+    let cfg = load_file_provider(&dir_cfg(dir.path())).expect("valid");
+    assert!(cfg.http.routers.contains_key("r"));
+    assert!(cfg.http.services.contains_key("s"));
+    let origin = cfg.origin("http.services.s").expect("origin");
+    assert!(origin.ends_with("sub/b.yaml"), "{origin}");
+}
+
+#[test]
+fn conflicts_and_syntax_errors_name_the_files() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    fs::write(dir.path().join("a.toml"), ROUTER).expect("write");
+    fs::write(
+        dir.path().join("b.toml"),
+        "[http.routers.r]\nrule = \"Path(`/b`)\"\nservice = \"s\"\n",
+    )
+    .expect("write");
+    fs::write(dir.path().join("c.toml"), "[http\n").expect("write");
+    let errs = load_file_provider(&dir_cfg(dir.path())).expect_err("conflict");
+    let text = errs.to_string();
+    assert_eq!(errs.len(), 2, "{text}");
+    assert!(
+        text.contains("a.toml and ") && text.contains("b.toml"),
+        "{text}"
+    );
+    assert!(
+        text.contains("c.toml: TOML syntax error at line 1"),
+        "{text}"
+    );
+    let missing = load_file_provider(&file_cfg(&dir.path().join("none.toml"), false));
+    assert!(missing
+        .expect_err("missing")
+        .to_string()
+        .contains("cannot read"));
+}
+
+#[test]
+fn only_real_changes_trigger_a_reload() {
+    use notify::event::{AccessKind, AccessMode, CreateKind, EventKind, ModifyKind};
+    let ev = |kind| notify::Event::new(kind);
+    assert!(!is_change(&ev(EventKind::Access(AccessKind::Open(
+        AccessMode::Any
+    )))));
+    assert!(!is_change(&ev(EventKind::Access(AccessKind::Close(
+        AccessMode::Read
+    )))));
+    assert!(is_change(&ev(EventKind::Access(AccessKind::Close(
+        AccessMode::Write
+    )))));
+    assert!(is_change(&ev(EventKind::Modify(ModifyKind::Any))));
+    assert!(is_change(&ev(EventKind::Create(CreateKind::File))));
+}
+
+#[tokio::test]
+async fn watched_file_reloads_on_edit_and_rename_and_reports_errors() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("dynamic.toml");
+    fs::write(&path, ROUTER).expect("write");
+    let (tx, mut rx) = mpsc::channel(8);
+    let task = tokio::spawn(run_file_provider(file_cfg(&path, true), tx));
+
+    let first = config(next(&mut rx).await);
+    assert!(first.http.services.is_empty());
+
+    // In-place edit.
+    fs::write(&path, format!("{ROUTER}{SERVICE}")).expect("write");
+    let second = config(next(&mut rx).await);
+    assert!(second.http.services.contains_key("s"));
+
+    // A bad edit is an error, never a partial config.
+    replace(&path, "[http.routers.r]\nrule = 1 = 2\n");
+    let errs = error(next(&mut rx).await);
+    assert!(errs.to_string().contains("dynamic.toml"), "{errs}");
+
+    // Atomic replacement with a good file.
+    replace(&path, SERVICE);
+    let third = config(next(&mut rx).await);
+    assert!(third.http.routers.is_empty());
+    assert!(third.http.services.contains_key("s"));
+
+    // Touching the file without changing it sends nothing; the next real change does.
+    fs::write(&path, SERVICE).expect("write");
+    fs::write(&path, ROUTER).expect("write");
+    let fourth = config(next(&mut rx).await);
+    assert!(fourth.http.routers.contains_key("r"));
+
+    drop(rx);
+    // The provider notices the receiver is gone and stops.
+    tokio::time::timeout(Duration::from_secs(5), task)
+        .await
+        .expect("provider stops")
+        .expect("no panic");
+}
+
+#[tokio::test]
+async fn watched_directory_sees_new_files_in_new_subdirectories() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    fs::write(dir.path().join("a.toml"), ROUTER).expect("write");
+    let (tx, mut rx) = mpsc::channel(8);
+    let task = tokio::spawn(run_file_provider(dir_cfg(dir.path()), tx));
+    assert!(config(next(&mut rx).await).http.services.is_empty());
+
+    fs::create_dir(dir.path().join("sub")).expect("mkdir");
+    // If the write races the new directory's watch, the directory's own create event still
+    // triggers a reload that sees the file.
+    fs::write(dir.path().join("sub/s.toml"), SERVICE).expect("write");
+    loop {
+        let cfg = config(next(&mut rx).await);
+        if cfg.http.services.contains_key("s") {
+            break;
+        }
+    }
+    fs::remove_file(dir.path().join("sub/s.toml")).expect("rm");
+    assert!(config(next(&mut rx).await).http.services.is_empty());
+    task.abort();
+}
+
+#[tokio::test]
+async fn unwatched_provider_sends_once_and_returns() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("d.yml");
+    fs::write(&path, "http:\n  routers: {}\n").expect("write");
+    let (tx, mut rx) = mpsc::channel(8);
+    run_file_provider(file_cfg(&path, false), tx).await;
+    assert!(config(next(&mut rx).await).is_empty());
+    assert!(rx.recv().await.is_none());
+}
