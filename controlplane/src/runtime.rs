@@ -150,13 +150,33 @@ async fn main_loop(
             _ = tokio::time::sleep_until(sleep_until.into()), if due.is_some() => {
                 pending_since = None;
                 let providers: Vec<ProviderConfig> = configs.values().cloned().collect();
-                let resolution = resolve(&providers, &cfg, &crate::check::resolve_std);
-                let errors: Vec<String> = resolution.errors.iter().map(|e| e.to_string()).collect();
-                if errors != last_errors {
-                    for e in &errors {
+                // Resolution may look up host names: keep that off the event loop.
+                let static_cfg = cfg.clone();
+                let resolved = tokio::task::spawn_blocking(move || {
+                    resolve(&providers, &static_cfg, &crate::check::resolve_std)
+                })
+                .await;
+                let resolution = match resolved {
+                    Ok(r) => r,
+                    Err(e) => {
+                        tracing::error!(error = %e, "configuration resolution failed; keeping the last table");
+                        continue;
+                    }
+                };
+                let messages: Vec<String> = resolution
+                    .errors
+                    .iter()
+                    .map(|e| format!("error: {e}"))
+                    .chain(resolution.warnings.iter().map(|w| format!("warning: {w}")))
+                    .collect();
+                if messages != last_errors {
+                    for e in &resolution.errors {
                         tracing::error!("{e}");
                     }
-                    last_errors = errors;
+                    for w in &resolution.warnings {
+                        tracing::warn!("{w}");
+                    }
+                    last_errors = messages;
                 }
                 let mut table = resolution.table;
                 let unchanged = last_sent.as_ref().is_some_and(|prev| {

@@ -14,7 +14,7 @@ use crate::http::rewrite::{
 use crate::snapshot::Pick;
 use crate::worker::{ActiveGuard, WorkerCtx};
 use body::{pump, BodyState, PumpError};
-use io::{read_append, with_timeout, write_from};
+use io::{read_append, with_timeout, write_from, write_range};
 use monoio::io::AsyncWriteRentExt;
 use monoio::net::TcpStream;
 use ringway_shared::config::static_config::EntryPoint;
@@ -277,7 +277,7 @@ async fn forward(
     method_is_head: bool,
 ) -> bool {
     // The rewritten head, followed by the body bytes that arrived with it.
-    let mut out = w.bufs.take();
+    let mut out = w.heads.take();
     let ctx = ForwardContext {
         client_addr: peer,
         trusted: ep.trusts(peer.ip()),
@@ -295,7 +295,7 @@ async fn forward(
     let inline = match req_body.feed(&rbuf[head.head_len..]) {
         Ok(n) => n,
         Err(_) => {
-            w.bufs.give(out);
+            w.heads.give(out);
             let (_, _) = client.write_all(error_response(400, true)).await;
             return false;
         }
@@ -342,7 +342,7 @@ async fn forward(
             other => break other,
         }
     };
-    w.bufs.give(out);
+    w.heads.give(out);
     match outcome {
         Ok(keep) => keep && client_keep_alive,
         Err(f) => {
@@ -412,7 +412,7 @@ async fn exchange(
             return (Err(f), out);
         }
     }
-    let mut ubuf = w.bufs.take();
+    let mut ubuf = w.bodies.take();
     let mut rh = ResponseHead::new();
     let mut got_any = false;
     let result = loop {
@@ -448,7 +448,7 @@ async fn exchange(
         break Ok(());
     };
     if let Err(f) = result {
-        w.bufs.give(ubuf);
+        w.bodies.give(ubuf);
         return (Err(f), out);
     }
     // A final answer without reading the body we held back: the client may still send it.
@@ -458,7 +458,7 @@ async fn exchange(
         let mut resp = Vec::with_capacity(256);
         write_response_head(&mut resp, &ubuf, &rh, false);
         resp.extend_from_slice(&ubuf[rh.head_len..]);
-        w.bufs.give(ubuf);
+        w.bodies.give(ubuf);
         let (r, _) = client.write_all(resp).await;
         if r.is_ok() {
             let pending = std::mem::take(rbuf);
@@ -472,7 +472,7 @@ async fn exchange(
         || body_unsent
         || !client_conn.keep_alive
         || w.shutdown.is_fired();
-    let mut resp = w.bufs.take();
+    let mut resp = w.heads.take();
     let connection = if close_client {
         ResponseConnection::Close
     } else if client_conn.http10 {
@@ -485,17 +485,27 @@ async fn exchange(
     let inline = match resp_body.feed(&ubuf[rh.head_len..]) {
         Ok(n) => n,
         Err(_) => {
-            w.bufs.give(resp);
-            w.bufs.give(ubuf);
+            w.heads.give(resp);
+            w.bodies.give(ubuf);
             return (Err(Failure::Upstream), out);
         }
     };
     let leftover = ubuf.len() - rh.head_len - inline;
-    resp.extend_from_slice(&ubuf[rh.head_len..rh.head_len + inline]);
-    let (r, resp) = write_from(client, resp, 0).await;
-    w.bufs.give(resp);
+    // A small body goes out with the head in one send; a large one is sent from `ubuf`
+    // rather than copied.
+    let copy_inline = inline <= crate::worker::HEAD_BUF;
+    if copy_inline {
+        resp.extend_from_slice(&ubuf[rh.head_len..rh.head_len + inline]);
+    }
+    let (mut r, resp) = write_from(client, resp, 0).await;
+    w.heads.give(resp);
+    if r.is_ok() && !copy_inline {
+        let (r2, b) = write_range(client, ubuf, rh.head_len, rh.head_len + inline).await;
+        ubuf = b;
+        r = r2;
+    }
     if r.is_err() {
-        w.bufs.give(ubuf);
+        w.bodies.give(ubuf);
         return (Ok(false), out);
     }
     let mut clean = leftover == 0;
@@ -515,13 +525,13 @@ async fn exchange(
             }
             Err(e) => {
                 tracing::debug!(server = %server.url, error = %e, "response body relay failed");
-                w.bufs.give(ubuf);
+                w.bodies.give(ubuf);
                 // The head is out: all we can do is close.
                 return (Ok(false), out);
             }
         }
     }
-    w.bufs.give(ubuf);
+    w.bodies.give(ubuf);
     if clean && upstream_keep_alive && !body_unsent && !matches!(rh.framing, Framing::UntilClose) {
         w.pool
             .borrow_mut()
@@ -543,7 +553,7 @@ async fn send_body(
     if req_body.is_done() {
         return Ok(());
     }
-    let buf = w.bufs.take();
+    let buf = w.bodies.take();
     let (res, buf) = pump(client, upstream, req_body, buf, ep.read_timeout).await;
     let out = match res {
         Ok(extra_from) => {
@@ -558,7 +568,7 @@ async fn send_body(
         Err(PumpError::Truncated) | Err(PumpError::Read(_)) => Err(Failure::Client(400)),
         Err(PumpError::Write(_)) => Err(Failure::Upstream),
     };
-    w.bufs.give(buf);
+    w.bodies.give(buf);
     out
 }
 

@@ -33,24 +33,33 @@ pub struct WorkerCtx {
     pub shutdown: Shutdown,
     pub upstream: UpstreamTimeouts,
     pub server_name: Arc<str>,
-    pub bufs: BufPool,
+    /// Rewritten heads.
+    pub heads: BufPool,
+    /// Body streaming and upstream reads.
+    pub bodies: BufPool,
     active: Cell<usize>,
 }
 
-/// Large I/O buffers reused across requests of one worker: an idle keep-alive connection
-/// holds only its small read buffer.
+/// I/O buffers of one size reused across the requests of one worker, so that an idle
+/// keep-alive connection holds only its small read buffer. At most `keep` are kept; buffers
+/// that grew far beyond `size` are freed rather than kept.
 pub struct BufPool {
     free: RefCell<Vec<Vec<u8>>>,
+    size: usize,
+    keep: usize,
 }
 
-/// Size of the buffers used to stream bodies.
+/// Buffers that stream bodies.
 pub const BODY_BUF: usize = 64 * 1024;
-const POOLED_MAX: usize = 256;
+/// Buffers that hold a rewritten head (and a small body sent with it).
+pub const HEAD_BUF: usize = 4 * 1024;
 
 impl BufPool {
-    fn new() -> Self {
+    pub fn new(size: usize, keep: usize) -> Self {
         BufPool {
             free: RefCell::new(Vec::new()),
+            size,
+            keep,
         }
     }
 
@@ -58,16 +67,16 @@ impl BufPool {
         self.free
             .borrow_mut()
             .pop()
-            .unwrap_or_else(|| Vec::with_capacity(BODY_BUF))
+            .unwrap_or_else(|| Vec::with_capacity(self.size))
     }
 
     pub fn give(&self, mut buf: Vec<u8>) {
-        if buf.capacity() < BODY_BUF {
+        if buf.capacity() < self.size || buf.capacity() > self.size * 4 {
             return;
         }
         buf.clear();
         let mut free = self.free.borrow_mut();
-        if free.len() < POOLED_MAX {
+        if free.len() < self.keep {
             free.push(buf);
         }
     }
@@ -141,7 +150,8 @@ async fn serve(spec: WorkerSpec) {
         shutdown: Shutdown::new(),
         upstream: spec.upstream,
         server_name: spec.server_name,
-        bufs: BufPool::new(),
+        heads: BufPool::new(HEAD_BUF, 64),
+        bodies: BufPool::new(BODY_BUF, 16),
         active: Cell::new(0),
     });
     for (ep, std_listener) in spec.listeners {

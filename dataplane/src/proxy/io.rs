@@ -27,11 +27,22 @@ pub async fn write_from<S: AsyncWriteRent>(
     buf: Vec<u8>,
     from: usize,
 ) -> (io::Result<()>, Vec<u8>) {
-    if from >= buf.len() {
+    let end = buf.len();
+    write_range(s, buf, from, end).await
+}
+
+/// Writes `buf[from..to]` completely.
+pub async fn write_range<S: AsyncWriteRent>(
+    s: &mut S,
+    buf: Vec<u8>,
+    from: usize,
+    to: usize,
+) -> (io::Result<()>, Vec<u8>) {
+    let to = to.min(buf.len());
+    if from >= to {
         return (Ok(()), buf);
     }
-    let end = buf.len();
-    let (res, slice) = s.write_all(buf.slice(from..end)).await;
+    let (res, slice) = s.write_all(buf.slice(from..to)).await;
     (res.map(|_| ()), slice.into_inner())
 }
 
