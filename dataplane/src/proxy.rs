@@ -3,6 +3,7 @@
 
 mod body;
 mod io;
+mod splice;
 mod tunnel;
 
 use crate::http::request::{parse_request, Framing, HeaderRef, Limits, ParseStatus, RequestHead};
@@ -20,6 +21,7 @@ use monoio::net::TcpStream;
 use ringway_shared::config::static_config::EntryPoint;
 use ringway_shared::rule::{HeaderSource, RequestView};
 use ringway_shared::table::ServerSpec;
+pub use splice::PipePool;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -509,7 +511,20 @@ async fn exchange(
         return (Ok(false), out);
     }
     let mut clean = leftover == 0;
-    if !resp_body.is_done() {
+    let splice_len = match resp_body {
+        BodyState::Length(rem) if rem >= splice::SPLICE_MIN => Some(Some(rem)),
+        BodyState::UntilClose => Some(None),
+        _ => None,
+    };
+    if let Some(len) = splice_len {
+        w.bodies.give(ubuf);
+        if let Err(e) = splice::relay(&upstream, client, len, &w.pipes, w.upstream.idle_conn).await
+        {
+            tracing::debug!(server = %server.url, error = %e, "response body relay failed");
+            return (Ok(false), out);
+        }
+        ubuf = Vec::new();
+    } else if !resp_body.is_done() {
         let (r, b) = pump(
             &mut upstream,
             client,
@@ -552,6 +567,18 @@ async fn send_body(
 ) -> Result<(), Failure> {
     if req_body.is_done() {
         return Ok(());
+    }
+    if let BodyState::Length(rem) = *req_body {
+        if rem >= splice::SPLICE_MIN {
+            *req_body = BodyState::Done;
+            return splice::relay(client, upstream, Some(rem), &w.pipes, ep.read_timeout)
+                .await
+                .map_err(|e| match e {
+                    PumpError::Write(_) => Failure::Upstream,
+                    PumpError::ReadTimeout => Failure::Client(408),
+                    _ => Failure::Client(400),
+                });
+        }
     }
     let buf = w.bodies.take();
     let (res, buf) = pump(client, upstream, req_body, buf, ep.read_timeout).await;

@@ -37,6 +37,8 @@ pub struct WorkerCtx {
     pub heads: BufPool,
     /// Body streaming and upstream reads.
     pub bodies: BufPool,
+    /// Pipes for splicing large bodies.
+    pub pipes: crate::proxy::PipePool,
     active: Cell<usize>,
 }
 
@@ -152,6 +154,7 @@ async fn serve(spec: WorkerSpec) {
         server_name: spec.server_name,
         heads: BufPool::new(HEAD_BUF, 64),
         bodies: BufPool::new(BODY_BUF, 16),
+        pipes: crate::proxy::PipePool::default(),
         active: Cell::new(0),
     });
     for (ep, std_listener) in spec.listeners {

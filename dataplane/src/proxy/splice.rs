@@ -1,0 +1,186 @@
+//! Zero-copy body relay between two plain sockets, HAProxy's way: non-blocking `splice(2)`
+//! through a pooled pipe, waiting for readiness only when a side would block. (Not io_uring's
+//! splice op, which the kernel runs on a worker thread per waiting transfer: slower than
+//! copying.)
+
+use super::body::PumpError;
+use super::io::with_timeout;
+use monoio::net::TcpStream;
+use std::cell::RefCell;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::time::Duration;
+
+/// Bodies at least this long are spliced; shorter ones are cheaper to copy.
+pub const SPLICE_MIN: u64 = 64 * 1024;
+/// Requested pipe capacity (the kernel may grant less; `/proc/sys/fs/pipe-max-size`).
+const PIPE_SIZE: usize = 256 * 1024;
+/// Idle pipes kept per worker.
+const PIPES_KEPT: usize = 32;
+
+/// A pipe used as the in-kernel buffer of a splice relay.
+pub struct Pipe {
+    read: OwnedFd,
+    write: OwnedFd,
+    capacity: usize,
+}
+
+impl Pipe {
+    fn new() -> io::Result<Pipe> {
+        let mut fds = [0 as RawFd; 2];
+        // SAFETY: `fds` is a valid array of two ints for pipe2 to fill.
+        let rc = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC) };
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: pipe2 succeeded, so both descriptors are open and owned by nobody else.
+        let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        // SAFETY: F_SETPIPE_SZ takes an int argument; failure leaves the default size.
+        let granted = unsafe {
+            libc::fcntl(
+                write.as_raw_fd(),
+                libc::F_SETPIPE_SZ,
+                PIPE_SIZE as libc::c_int,
+            )
+        };
+        let capacity = if granted > 0 {
+            granted as usize
+        } else {
+            64 * 1024
+        };
+        Ok(Pipe {
+            read,
+            write,
+            capacity,
+        })
+    }
+}
+
+/// Each worker's idle pipes.
+#[derive(Default)]
+pub struct PipePool {
+    free: RefCell<Vec<Pipe>>,
+}
+
+impl PipePool {
+    pub fn take(&self) -> io::Result<Pipe> {
+        match self.free.borrow_mut().pop() {
+            Some(p) => Ok(p),
+            None => Pipe::new(),
+        }
+    }
+
+    /// Returns an empty pipe. (A pipe that still holds bytes after an error is dropped.)
+    pub fn give(&self, pipe: Pipe) {
+        let mut free = self.free.borrow_mut();
+        if free.len() < PIPES_KEPT {
+            free.push(pipe);
+        }
+    }
+}
+
+fn splice(from: RawFd, to: RawFd, len: usize) -> io::Result<usize> {
+    // SAFETY: both descriptors are open for the duration of the call; null offsets mean
+    // "use the file position", as required for sockets and pipes.
+    let n = unsafe {
+        libc::splice(
+            from,
+            std::ptr::null_mut(),
+            to,
+            std::ptr::null_mut(),
+            len,
+            libc::SPLICE_F_NONBLOCK | libc::SPLICE_F_MOVE,
+        )
+    };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
+    }
+}
+
+/// Moves `len` bytes (or, with `None`, everything until `src` closes) from `src` to `dst`.
+/// `idle` bounds each wait for readiness (zero: none).
+pub async fn relay(
+    src: &TcpStream,
+    dst: &TcpStream,
+    len: Option<u64>,
+    pool: &PipePool,
+    idle: Duration,
+) -> Result<(), PumpError> {
+    let mut pipe = pool.take().map_err(PumpError::Read)?;
+    let result = pump(src, dst, len, &mut pipe, idle).await;
+    if result.is_ok() {
+        pool.give(pipe);
+    }
+    result
+}
+
+async fn pump(
+    src: &TcpStream,
+    dst: &TcpStream,
+    len: Option<u64>,
+    pipe: &mut Pipe,
+    idle: Duration,
+) -> Result<(), PumpError> {
+    let (src_fd, dst_fd) = (src.as_raw_fd(), dst.as_raw_fd());
+    let mut remaining = len;
+    let mut in_pipe = 0usize;
+    let mut src_done = false;
+    loop {
+        let want = remaining.map_or(usize::MAX, |r| usize::try_from(r).unwrap_or(usize::MAX));
+        let mut progressed = false;
+        if !src_done && want > 0 && in_pipe < pipe.capacity {
+            match splice(
+                src_fd,
+                pipe.write.as_raw_fd(),
+                want.min(pipe.capacity - in_pipe),
+            ) {
+                Ok(0) => {
+                    if remaining.is_some() {
+                        return Err(PumpError::Truncated);
+                    }
+                    src_done = true;
+                }
+                Ok(n) => {
+                    in_pipe += n;
+                    if let Some(r) = remaining.as_mut() {
+                        *r -= n as u64;
+                    }
+                    progressed = true;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(PumpError::Read(e)),
+            }
+        }
+        if in_pipe > 0 {
+            match splice(pipe.read.as_raw_fd(), dst_fd, in_pipe) {
+                Ok(n) => {
+                    in_pipe -= n;
+                    progressed |= n > 0;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(PumpError::Write(e)),
+            }
+        }
+        let finished = in_pipe == 0 && (src_done || remaining == Some(0));
+        if finished {
+            return Ok(());
+        }
+        if progressed {
+            continue;
+        }
+        // Neither side could move. With bytes held, the destination is what blocks us;
+        // with an empty pipe, the source.
+        let ready = if in_pipe > 0 {
+            with_timeout(idle, dst.writable(false)).await
+        } else {
+            with_timeout(idle, src.readable(false)).await
+        };
+        match ready {
+            None => return Err(PumpError::ReadTimeout),
+            Some(Err(e)) => return Err(PumpError::Read(e)),
+            Some(Ok(())) => {}
+        }
+    }
+}
