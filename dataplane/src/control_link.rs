@@ -4,11 +4,11 @@
 //! Runs on its own thread; the workers never wait on it (they keep the last published table).
 
 use crate::snapshot::TableSlot;
-use ipc_channel::ipc::{IpcOneShotServer, IpcReceiver, IpcSender, TryRecvError};
+use ipc_channel::ipc::{IpcOneShotServer, IpcReceiver, IpcSender};
 use ringway_shared::ipc::{ControlToData, DataToControl, PROTOCOL_VERSION, SERVER_ENV};
 use ringway_shared::table::RouteTable;
 use std::process::{Child, Command};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -23,6 +23,8 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct ControlLink {
     stop: Arc<AtomicBool>,
     reply: Arc<Mutex<Option<IpcSender<DataToControl>>>>,
+    /// Pid of the running control plane (0: none), to kill it if it ignores the shutdown.
+    child_pid: Arc<AtomicU32>,
     thread: Option<thread::JoinHandle<()>>,
 }
 
@@ -31,15 +33,21 @@ impl ControlLink {
     pub fn start(args: Vec<String>, slot: Arc<TableSlot>) -> ControlLink {
         let stop = Arc::new(AtomicBool::new(false));
         let reply = Arc::new(Mutex::new(None));
-        let (s, r) = (stop.clone(), reply.clone());
+        let child_pid = Arc::new(AtomicU32::new(0));
+        let shared = Shared {
+            stop: stop.clone(),
+            reply: reply.clone(),
+            child_pid: child_pid.clone(),
+        };
         let thread = thread::Builder::new()
             .name("control-link".into())
-            .spawn(move || run(args, slot, s, r))
+            .spawn(move || run(args, slot, shared))
             .map_err(|e| tracing::error!(error = %e, "cannot start the control-plane link"))
             .ok();
         ControlLink {
             stop,
             reply,
+            child_pid,
             thread,
         }
     }
@@ -53,22 +61,50 @@ impl ControlLink {
             }
         }
         if let Some(t) = self.thread.take() {
+            let deadline = Instant::now() + Duration::from_secs(2);
+            while !t.is_finished() && Instant::now() < deadline {
+                thread::sleep(Duration::from_millis(10));
+            }
+            if !t.is_finished() {
+                let pid = self.child_pid.load(Ordering::SeqCst);
+                if pid != 0 {
+                    tracing::warn!(pid, "control plane ignored the shutdown; killing it");
+                    // SAFETY: kill(2) with a pid we spawned and a valid signal number.
+                    unsafe {
+                        libc::kill(pid as libc::pid_t, libc::SIGKILL);
+                    }
+                }
+            }
             let _ = t.join();
         }
     }
 }
 
-fn run(
-    args: Vec<String>,
-    slot: Arc<TableSlot>,
+/// What the link thread shares with its handle.
+struct Shared {
     stop: Arc<AtomicBool>,
-    reply_slot: Arc<Mutex<Option<IpcSender<DataToControl>>>>,
-) {
+    reply: Arc<Mutex<Option<IpcSender<DataToControl>>>>,
+    child_pid: Arc<AtomicU32>,
+}
+
+fn run(args: Vec<String>, slot: Arc<TableSlot>, shared: Shared) {
+    let Shared {
+        stop,
+        reply: reply_slot,
+        child_pid,
+    } = shared;
     let mut backoff = BACKOFF_MIN;
     let mut last_generation = slot.generation();
     while !stop.load(Ordering::SeqCst) {
         let started = Instant::now();
-        match session(&args, &slot, &stop, &reply_slot, &mut last_generation) {
+        match session(
+            &args,
+            &slot,
+            &stop,
+            &reply_slot,
+            &child_pid,
+            &mut last_generation,
+        ) {
             Ok(()) => {}
             Err(e) => tracing::error!(error = %e, "control plane"),
         }
@@ -99,6 +135,7 @@ fn session(
     slot: &TableSlot,
     stop: &AtomicBool,
     reply_slot: &Mutex<Option<IpcSender<DataToControl>>>,
+    child_pid: &AtomicU32,
     last_generation: &mut u64,
 ) -> Result<(), String> {
     let (server, name) = IpcOneShotServer::<ControlToData>::new()
@@ -111,6 +148,7 @@ fn session(
         .spawn()
         .map_err(|e| format!("cannot spawn the control plane: {e}"))?;
     let pid = child.id();
+    child_pid.store(pid, Ordering::SeqCst);
     tracing::info!(pid, "control plane started");
 
     // `accept` blocks: run it on a helper thread so a child that dies early is noticed.
@@ -159,8 +197,9 @@ fn session(
     if let Ok(mut g) = reply_slot.lock() {
         *g = Some(reply.clone());
     }
-    receive_tables(&receiver, &reply, slot, stop, last_generation);
+    receive_tables(&receiver, &reply, slot, last_generation);
     reap(&mut child);
+    child_pid.store(0, Ordering::SeqCst);
     Ok(())
 }
 
@@ -168,12 +207,12 @@ fn receive_tables(
     receiver: &IpcReceiver<ControlToData>,
     reply: &IpcSender<DataToControl>,
     slot: &TableSlot,
-    stop: &AtomicBool,
     last_generation: &mut u64,
 ) {
-    let mut stop_seen: Option<Instant> = None;
+    // Blocks until the control plane sends or goes away (exit, crash, or killed on shutdown):
+    // no polling.
     loop {
-        match receiver.try_recv_timeout(Duration::from_millis(100)) {
+        match receiver.recv() {
             Ok(ControlToData::Table(spec)) => {
                 let received = Instant::now();
                 let generation = spec.generation;
@@ -201,16 +240,7 @@ fn receive_tables(
             Ok(ControlToData::Hello { .. }) => {
                 tracing::warn!("unexpected second hello from the control plane")
             }
-            Err(TryRecvError::Empty) => {
-                if stop.load(Ordering::SeqCst) {
-                    // The child was told to exit; give it a moment, then stop listening.
-                    let since = *stop_seen.get_or_insert_with(Instant::now);
-                    if since.elapsed() > Duration::from_secs(2) {
-                        return;
-                    }
-                }
-            }
-            Err(TryRecvError::IpcError(_)) => return,
+            Err(_) => return,
         }
     }
 }

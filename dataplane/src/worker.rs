@@ -153,7 +153,7 @@ async fn serve(spec: WorkerSpec) {
         upstream: spec.upstream,
         server_name: spec.server_name,
         heads: BufPool::new(HEAD_BUF, 64),
-        bodies: BufPool::new(BODY_BUF, 16),
+        bodies: BufPool::new(BODY_BUF, 8),
         pipes: crate::proxy::PipePool::default(),
         active: Cell::new(0),
     });
@@ -191,7 +191,9 @@ async fn accept_loop(listener: TcpListener, ep: Rc<EntryPoint>, ctx: Rc<WorkerCt
                 Ok((stream, peer)) => {
                     let guard = ctx.enter();
                     let _ = stream.set_nodelay(true);
-                    monoio::spawn(proxy::serve_connection(stream, peer, ep.clone(), ctx.clone(), guard));
+                    let task = proxy::serve_connection(stream, peer, ep.clone(), ctx.clone(), guard);
+                    tracing::trace!(bytes = std::mem::size_of_val(&task), "connection task");
+                    monoio::spawn(task);
                 }
                 Err(e) => {
                     // EMFILE and friends: back off briefly instead of spinning.
