@@ -32,9 +32,21 @@ def _works(argv):
         return False
 
 
-def ensure_packages():
-    """apt-get install whatever is missing (apt-get update first, only then)."""
-    missing = [pkg for pkg, probe in PACKAGES.items() if not _works(probe)]
+def needed_packages(proxies, wrk=True, ab=True):
+    """The packages a run needs: the origin (nginx), the peers in `proxies`, the tools."""
+    needed = {"nginx", "python3-matplotlib"} | ({"haproxy", "caddy"} & set(proxies))
+    if wrk:
+        needed.add("wrk")
+    if ab:
+        needed.add("apache2-utils")
+    return [pkg for pkg in PACKAGES if pkg in needed]
+
+
+def ensure_packages(packages=None):
+    """apt-get install whatever is missing of `packages` (default: all of PACKAGES;
+    apt-get update first, only then)."""
+    missing = [pkg for pkg, probe in PACKAGES.items()
+               if (packages is None or pkg in packages) and not _works(probe)]
     if not missing:
         return
     log(f"installing {' '.join(missing)}")

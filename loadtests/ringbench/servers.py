@@ -177,9 +177,11 @@ def _nginx_argv(d, conf):
 
 
 def origin(tmp):
-    """nginx serving /small (12 bytes) and /1m (1 MiB) from files."""
+    """nginx serving /small (12 bytes), /1m (1 MiB) and /api/x (4 bytes) from files."""
     d = _folder(tmp, "origin")
     www = _folder(d, "www")
+    with open(os.path.join(_folder(www, "api"), "x"), "wb") as f:
+        f.write(b"api\n")  # the reconfig scenario's routers match PathPrefix(`/api`)
     with open(os.path.join(www, "small"), "wb") as f:
         f.write(SMALL_BODY)
     with open(os.path.join(www, "1m"), "wb") as f:
