@@ -95,6 +95,7 @@ pub fn resolve(
     for p in providers {
         section_warnings(p, &mut out.warnings);
     }
+    out.table.tls = crate::tls::resolve_tls(providers, &mut out.errors, &mut out.warnings);
 
     // Services first: routers refer to them by index.
     let mut raw = BTreeMap::new();
@@ -198,11 +199,6 @@ fn section_warnings(p: &ProviderConfig, warnings: &mut Vec<ConfigError>) {
                     &format!("{top} {section} are"),
                 );
             }
-        }
-    }
-    if let Some(tls) = cfg.tls.as_ref().and_then(Node::entries) {
-        for (section, _) in tls {
-            warn(format!("tls.{section}"), "the tls section is");
         }
     }
     for name in cfg.http.servers_transports.keys() {

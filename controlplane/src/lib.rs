@@ -8,5 +8,6 @@ pub mod aggregator;
 pub mod check;
 pub mod providers;
 mod runtime;
+pub mod tls;
 
 pub use runtime::run;

@@ -3,10 +3,11 @@
 //!
 //! Runs on its own thread; the workers never wait on it (they keep the last published table).
 
-use crate::snapshot::TableSlot;
+use crate::snapshot::{Published, TableSlot};
 use ipc_channel::ipc::{IpcOneShotServer, IpcReceiver, IpcSender};
 use ringway_shared::ipc::{ControlToData, DataToControl, PROTOCOL_VERSION, SERVER_ENV};
 use ringway_shared::table::RouteTable;
+use rustls::sign::CertifiedKey;
 use std::process::{Child, Command};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
@@ -30,7 +31,11 @@ pub struct ControlLink {
 
 impl ControlLink {
     /// Starts the link thread. `args` are the static-config arguments, passed on unchanged.
-    pub fn start(args: Vec<String>, slot: Arc<TableSlot>) -> ControlLink {
+    pub fn start(
+        args: Vec<String>,
+        slot: Arc<TableSlot>,
+        generated: Arc<CertifiedKey>,
+    ) -> ControlLink {
         let stop = Arc::new(AtomicBool::new(false));
         let reply = Arc::new(Mutex::new(None));
         let child_pid = Arc::new(AtomicU32::new(0));
@@ -38,6 +43,7 @@ impl ControlLink {
             stop: stop.clone(),
             reply: reply.clone(),
             child_pid: child_pid.clone(),
+            generated,
         };
         let thread = thread::Builder::new()
             .name("control-link".into())
@@ -85,6 +91,8 @@ struct Shared {
     stop: Arc<AtomicBool>,
     reply: Arc<Mutex<Option<IpcSender<DataToControl>>>>,
     child_pid: Arc<AtomicU32>,
+    /// The self-signed default certificate, generated once per process.
+    generated: Arc<CertifiedKey>,
 }
 
 fn run(args: Vec<String>, slot: Arc<TableSlot>, shared: Shared) {
@@ -92,6 +100,7 @@ fn run(args: Vec<String>, slot: Arc<TableSlot>, shared: Shared) {
         stop,
         reply: reply_slot,
         child_pid,
+        generated,
     } = shared;
     let mut backoff = BACKOFF_MIN;
     let mut last_generation = slot.generation();
@@ -103,6 +112,7 @@ fn run(args: Vec<String>, slot: Arc<TableSlot>, shared: Shared) {
             &stop,
             &reply_slot,
             &child_pid,
+            &generated,
             &mut last_generation,
         ) {
             Ok(()) => {}
@@ -136,6 +146,7 @@ fn session(
     stop: &AtomicBool,
     reply_slot: &Mutex<Option<IpcSender<DataToControl>>>,
     child_pid: &AtomicU32,
+    generated: &Arc<CertifiedKey>,
     last_generation: &mut u64,
 ) -> Result<(), String> {
     let (server, name) = IpcOneShotServer::<ControlToData>::new()
@@ -197,7 +208,7 @@ fn session(
     if let Ok(mut g) = reply_slot.lock() {
         *g = Some(reply.clone());
     }
-    receive_tables(&receiver, &reply, slot, last_generation);
+    receive_tables(&receiver, &reply, slot, generated, last_generation);
     reap(&mut child);
     child_pid.store(0, Ordering::SeqCst);
     Ok(())
@@ -207,6 +218,7 @@ fn receive_tables(
     receiver: &IpcReceiver<ControlToData>,
     reply: &IpcSender<DataToControl>,
     slot: &TableSlot,
+    generated: &Arc<CertifiedKey>,
     last_generation: &mut u64,
 ) {
     // Blocks until the control plane sends or goes away (exit, crash, or killed on shutdown):
@@ -216,10 +228,17 @@ fn receive_tables(
             Ok(ControlToData::Table(spec)) => {
                 let received = Instant::now();
                 let generation = spec.generation;
-                match RouteTable::compile(&spec) {
-                    Ok(table) => {
-                        let routers = table.routers_len();
-                        slot.publish(table);
+                let compiled = RouteTable::compile(&spec)
+                    .map_err(|e| e.to_string())
+                    .and_then(|table| {
+                        crate::tls::build(&spec.tls, generated)
+                            .map(|tls| Published { table, tls })
+                            .map_err(|e| e.to_string())
+                    });
+                match compiled {
+                    Ok(published) => {
+                        let routers = published.table.routers_len();
+                        slot.publish(published);
                         *last_generation = generation;
                         let apply_micros = received.elapsed().as_micros() as u64;
                         tracing::info!(generation, routers, apply_micros, "configuration applied");

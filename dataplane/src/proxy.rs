@@ -3,6 +3,7 @@
 
 mod body;
 mod io;
+mod prefixed;
 mod splice;
 mod tunnel;
 
@@ -16,8 +17,9 @@ use crate::snapshot::Pick;
 use crate::worker::{ActiveGuard, WorkerCtx};
 use body::{pump, BodyState, PumpError};
 use io::{read_append, with_timeout, write_from, write_range};
-use monoio::io::AsyncWriteRentExt;
+use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt, Split};
 use monoio::net::TcpStream;
+pub use prefixed::Prefixed;
 use ringway_shared::config::static_config::EntryPoint;
 use ringway_shared::rule::{HeaderSource, RequestView};
 use ringway_shared::table::ServerSpec;
@@ -52,7 +54,38 @@ enum Failure {
     Client(u16),
 }
 
-/// Serves one accepted connection until it closes.
+/// A downstream connection: a plain TCP stream, or TLS over one.
+pub trait Downstream: AsyncReadRent + AsyncWriteRent + Split {
+    /// The plain socket, when body bytes can be spliced to and from it directly.
+    fn plain(&self) -> Option<&TcpStream>;
+    fn is_tls(&self) -> bool;
+}
+
+impl Downstream for TcpStream {
+    fn plain(&self) -> Option<&TcpStream> {
+        Some(self)
+    }
+
+    fn is_tls(&self) -> bool {
+        false
+    }
+}
+
+impl Downstream for monoio_rustls::ServerTlsStream<Prefixed> {
+    fn plain(&self) -> Option<&TcpStream> {
+        None
+    }
+
+    fn is_tls(&self) -> bool {
+        true
+    }
+}
+
+/// The first byte of a TLS handshake record.
+const TLS_HANDSHAKE: u8 = 0x16;
+
+/// Serves one accepted connection until it closes: TLS when it starts with a ClientHello
+/// (as Traefik, one entry point serves both), plain HTTP otherwise.
 pub async fn serve_connection(
     mut client: TcpStream,
     peer: SocketAddr,
@@ -60,8 +93,37 @@ pub async fn serve_connection(
     w: Rc<WorkerCtx>,
     _guard: ActiveGuard,
 ) {
+    let buf = Vec::with_capacity(READ_BUF);
+    let Some((Ok(n), rbuf)) =
+        with_timeout(ep.read_timeout, read_append(&mut client, buf, READ_BUF)).await
+    else {
+        return;
+    };
+    if n == 0 {
+        return;
+    }
+    if rbuf.first() == Some(&TLS_HANDSHAKE) {
+        let acceptor = w.table.get().tls().clone();
+        let io = Prefixed::new(rbuf, client);
+        match with_timeout(ep.read_timeout, acceptor.accept(io)).await {
+            Some(Ok(tls)) => serve_http(tls, peer, ep, w, Vec::with_capacity(READ_BUF)).await,
+            Some(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+            None => tracing::debug!(%peer, "TLS handshake timed out"),
+        }
+    } else {
+        serve_http(client, peer, ep, w, rbuf).await;
+    }
+}
+
+/// Serves HTTP/1.1 requests on a connection; `rbuf` holds bytes already read.
+async fn serve_http<C: Downstream>(
+    mut client: C,
+    peer: SocketAddr,
+    ep: Rc<EntryPoint>,
+    w: Rc<WorkerCtx>,
+    mut rbuf: Vec<u8>,
+) {
     let limits = Limits::default();
-    let mut rbuf: Vec<u8> = Vec::with_capacity(READ_BUF);
     let mut head = RequestHead::new();
     let mut first = true;
     loop {
@@ -90,8 +152,8 @@ enum HeadRead {
 /// Reads until `rbuf` starts with a complete request head. The wait for the first byte is
 /// bounded by the idle timeout (the read timeout for a new connection) and interrupted by a
 /// drain; the rest of the head by the read timeout.
-async fn read_head(
-    client: &mut TcpStream,
+async fn read_head<C: Downstream>(
+    client: &mut C,
     rbuf: &mut Vec<u8>,
     head: &mut RequestHead,
     limits: &Limits,
@@ -184,8 +246,8 @@ fn slice_str(buf: &[u8], r: Option<std::ops::Range<usize>>) -> &str {
 }
 
 /// Handles the request at the start of `rbuf`; returns whether the connection stays open.
-async fn handle_request(
-    client: &mut TcpStream,
+async fn handle_request<C: Downstream>(
+    client: &mut C,
     peer: SocketAddr,
     rbuf: &mut Vec<u8>,
     head: &RequestHead,
@@ -208,10 +270,10 @@ async fn handle_request(
             client_ip: peer.ip(),
         };
         let route = snap
-            .table
+            .table()
             .entry_point(&ep.name)
-            .and_then(|e| e.find(&view, false))
-            .and_then(|i| snap.table.router(i))
+            .and_then(|e| e.find(&view, client.is_tls()))
+            .and_then(|i| snap.table().router(i))
             .map(|r| r.service);
         (route, head.is_head(buf))
     };
@@ -241,8 +303,8 @@ async fn handle_request(
 
 /// Answers a request locally (404, 503). A request with a body closes the connection, since
 /// its body is not read.
-async fn respond_local(
-    client: &mut TcpStream,
+async fn respond_local<C: Downstream>(
+    client: &mut C,
     rbuf: &mut Vec<u8>,
     head: &RequestHead,
     status: u16,
@@ -267,8 +329,8 @@ async fn respond_local(
 /// Forwards one request to `server` and its response back. Returns whether the client
 /// connection stays usable.
 #[allow(clippy::too_many_arguments)]
-async fn forward(
-    client: &mut TcpStream,
+async fn forward<C: Downstream>(
+    client: &mut C,
     peer: SocketAddr,
     rbuf: &mut Vec<u8>,
     head: &RequestHead,
@@ -283,7 +345,7 @@ async fn forward(
     let ctx = ForwardContext {
         client_addr: peer,
         trusted: ep.trusts(peer.ip()),
-        tls: false,
+        tls: client.is_tls(),
         entry_port: ep.address.port(),
         server_name: &w.server_name,
         upstream_host: if pass_host {
@@ -382,8 +444,8 @@ async fn checkout(w: &WorkerCtx, server: &ServerSpec) -> Result<(TcpStream, bool
 /// body; it is returned for a retry. `Ok(keep)` means the response was relayed completely
 /// and says whether the client connection may carry another request.
 #[allow(clippy::too_many_arguments)]
-async fn exchange(
-    client: &mut TcpStream,
+async fn exchange<C: Downstream>(
+    client: &mut C,
     mut upstream: TcpStream,
     out: Vec<u8>,
     rbuf: &mut Vec<u8>,
@@ -512,14 +574,20 @@ async fn exchange(
     }
     let mut clean = leftover == 0;
     let splice_len = match resp_body {
+        _ if client.plain().is_none() => None,
         BodyState::Length(rem) if rem >= splice::SPLICE_MIN => Some(Some(rem)),
         BodyState::UntilClose => Some(None),
         _ => None,
     };
     if let Some(len) = splice_len {
         w.bodies.give(ubuf);
-        if let Err(e) = splice::relay(&upstream, client, len, &w.pipes, w.upstream.idle_conn).await
-        {
+        let relayed = match client.plain() {
+            Some(plain) => {
+                splice::relay(&upstream, plain, len, &w.pipes, w.upstream.idle_conn).await
+            }
+            None => Err(PumpError::Truncated),
+        };
+        if let Err(e) = relayed {
             tracing::debug!(server = %server.url, error = %e, "response body relay failed");
             return (Ok(false), out);
         }
@@ -557,8 +625,8 @@ async fn exchange(
 
 /// Streams the rest of the request body from the client to the upstream. Bytes that arrive
 /// past the body (a pipelined request) are kept in `rbuf`.
-async fn send_body(
-    client: &mut TcpStream,
+async fn send_body<C: Downstream>(
+    client: &mut C,
     upstream: &mut TcpStream,
     rbuf: &mut Vec<u8>,
     req_body: &mut BodyState,
@@ -568,10 +636,11 @@ async fn send_body(
     if req_body.is_done() {
         return Ok(());
     }
-    if let BodyState::Length(rem) = *req_body {
+    if let (BodyState::Length(rem), Some(plain)) = (&*req_body, client.plain()) {
+        let rem = *rem;
         if rem >= splice::SPLICE_MIN {
             *req_body = BodyState::Done;
-            return splice::relay(client, upstream, Some(rem), &w.pipes, ep.read_timeout)
+            return splice::relay(plain, upstream, Some(rem), &w.pipes, ep.read_timeout)
                 .await
                 .map_err(|e| match e {
                     PumpError::Write(_) => Failure::Upstream,

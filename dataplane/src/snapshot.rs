@@ -13,24 +13,30 @@ use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+/// What one generation of configuration gives the workers: the routes and the TLS acceptor.
+pub struct Published {
+    pub table: RouteTable,
+    pub tls: monoio_rustls::TlsAcceptor,
+}
+
 /// Shared between the supervisor (writer) and the workers (readers).
 pub struct TableSlot {
     generation: AtomicU64,
-    table: ArcSwap<RouteTable>,
+    table: ArcSwap<Published>,
 }
 
 impl TableSlot {
-    pub fn new() -> Self {
+    pub fn new(initial: Published) -> Self {
         TableSlot {
-            generation: AtomicU64::new(0),
-            table: ArcSwap::from_pointee(RouteTable::empty()),
+            generation: AtomicU64::new(initial.table.generation),
+            table: ArcSwap::from_pointee(initial),
         }
     }
 
-    /// Makes `table` the one every worker uses for its next request.
-    pub fn publish(&self, table: RouteTable) {
-        let generation = table.generation;
-        self.table.store(Arc::new(table));
+    /// Makes `published` the one every worker uses for its next request.
+    pub fn publish(&self, published: Published) {
+        let generation = published.table.generation;
+        self.table.store(Arc::new(published));
         self.generation.store(generation, Ordering::Release);
     }
 
@@ -39,27 +45,29 @@ impl TableSlot {
     }
 }
 
-impl Default for TableSlot {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 /// A table as one worker sees it, with that worker's load-balancer state.
 pub struct Snapshot {
-    pub table: Arc<RouteTable>,
+    published: Arc<Published>,
     lb: RefCell<Vec<SmoothWrr>>,
 }
 
 impl Snapshot {
-    fn new(table: Arc<RouteTable>) -> Self {
-        let lb = (0..table.services_len())
+    fn new(published: Arc<Published>) -> Self {
+        let lb = (0..published.table.services_len())
             .map(|_| SmoothWrr::default())
             .collect();
         Snapshot {
-            table,
+            published,
             lb: RefCell::new(lb),
         }
+    }
+
+    pub fn table(&self) -> &RouteTable {
+        &self.published.table
+    }
+
+    pub fn tls(&self) -> &monoio_rustls::TlsAcceptor {
+        &self.published.tls
     }
 
     /// Picks a server for a service, descending through weighted services.
@@ -71,7 +79,7 @@ impl Snapshot {
             let Some(state) = lb.get_mut(service.0 as usize) else {
                 return Pick::NoServer;
             };
-            match self.table.service(service) {
+            match self.published.table.service(service) {
                 Some(CompiledService::LoadBalancer {
                     servers,
                     weights,
@@ -110,7 +118,7 @@ pub struct LocalTable {
 impl LocalTable {
     pub fn new(slot: Arc<TableSlot>) -> Self {
         let snap = Rc::new(Snapshot::new(slot.table.load_full()));
-        let generation = snap.table.generation;
+        let generation = snap.table().generation;
         LocalTable {
             slot,
             current: RefCell::new((generation, snap)),
@@ -122,8 +130,11 @@ impl LocalTable {
         let generation = self.slot.generation();
         let mut cur = self.current.borrow_mut();
         if cur.0 != generation {
-            let table = self.slot.table.load_full();
-            *cur = (table.generation, Rc::new(Snapshot::new(table)));
+            let published = self.slot.table.load_full();
+            *cur = (
+                published.table.generation,
+                Rc::new(Snapshot::new(published)),
+            );
         }
         cur.1.clone()
     }

@@ -3,10 +3,11 @@
 
 use crate::control_link::ControlLink;
 use crate::listener::bind_reuseport;
-use crate::snapshot::TableSlot;
+use crate::snapshot::{Published, TableSlot};
 use crate::worker::{self, WorkerSpec};
 use futures_channel::oneshot;
 use ringway_shared::config::static_config::{EntryPoint, StaticConfig};
+use ringway_shared::table::RouteTable;
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 use std::sync::Arc;
@@ -61,7 +62,24 @@ pub fn run(cfg: StaticConfig, args: Vec<String>) -> i32 {
     println!("ringway: {workers} workers, I/O driver {driver}");
     tracing::info!(workers, driver, "data plane started");
 
-    let slot = Arc::new(TableSlot::new());
+    let generated = match crate::tls::generate_default() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("ringway: {e}");
+            return 1;
+        }
+    };
+    let initial = match crate::tls::build(&Default::default(), &generated) {
+        Ok(tls) => Published {
+            table: RouteTable::empty(),
+            tls,
+        },
+        Err(e) => {
+            eprintln!("ringway: {e}");
+            return 1;
+        }
+    };
+    let slot = Arc::new(TableSlot::new(initial));
     let server_name: Arc<str> = hostname::get()
         .ok()
         .and_then(|h| h.into_string().ok())
@@ -97,7 +115,7 @@ pub fn run(cfg: StaticConfig, args: Vec<String>) -> i32 {
         }
     }
 
-    let link = ControlLink::start(args, slot);
+    let link = ControlLink::start(args, slot, generated);
 
     let mut signals = match Signals::new([SIGTERM, SIGINT]) {
         Ok(s) => s,

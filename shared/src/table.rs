@@ -24,6 +24,31 @@ pub struct TableSpec {
     /// Enabled HTTP routers only; disabled ones stay in the control plane with their errors.
     pub routers: Vec<RouterSpec>,
     pub services: Vec<ServiceSpec>,
+    /// Certificates for TLS termination.
+    #[serde(default)]
+    pub tls: TlsSpec,
+}
+
+/// The certificates the data plane terminates TLS with (`tls.certificates` and
+/// `tls.stores.default.defaultCertificate` of the dynamic configuration). Without a default,
+/// the data plane serves a generated self-signed one, as Traefik does.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TlsSpec {
+    pub certificates: Vec<CertificateSpec>,
+    pub default_certificate: Option<CertificateSpec>,
+}
+
+/// A validated certificate chain and its private key, in DER.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CertificateSpec {
+    /// Where it came from (the certificate file), for logs.
+    pub source: String,
+    /// The DNS names it is selected for, lowercase: `a.example.com`, `*.example.com`.
+    pub names: Vec<String>,
+    /// Leaf first.
+    pub chain: Vec<Vec<u8>>,
+    /// PKCS#8, PKCS#1 or SEC1 private key.
+    pub key: Vec<u8>,
 }
 
 /// An HTTP router whose rule parsed and whose service exists.

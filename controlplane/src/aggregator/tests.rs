@@ -357,8 +357,8 @@ fn unimplemented_sections_warn() {
 rule = "HostSNI(`*`)"
 service = "pg"
 [udp.services.dns.loadBalancer]
-[[tls.certificates]]
-certFile = "a.pem"
+[tls.options.modern]
+minVersion = "VersionTLS13"
 [http.serversTransports.st]
 insecureSkipVerify = true
 "#;
@@ -369,8 +369,8 @@ insecureSkipVerify = true
         vec![
             "file.toml: tcp.routers.db: tcp routers are not supported yet, ignored".to_string(),
             "file.toml: udp.services.dns: udp services are not supported yet, ignored".to_string(),
-            "file.toml: tls.certificates: the tls section is not supported yet, ignored".to_string(),
             "file.toml: http.serversTransports.st: serversTransports are not supported yet, ignored".to_string(),
+            "file.toml: tls.options.modern: TLS options are not supported yet; the defaults (TLS 1.2 and 1.3) apply".to_string(),
         ]
     );
 }

@@ -13,7 +13,12 @@ const TUNNEL_BUF: usize = 16 * 1024;
 /// Relays bytes both ways until both directions are closed or one is idle for `idle`.
 /// `pending` holds client bytes that arrived with the upgrade request. Each direction's EOF is
 /// forwarded as a half-close (shutdown of the write side).
-pub async fn relay(client: &mut TcpStream, upstream: TcpStream, pending: Vec<u8>, idle: Duration) {
+pub async fn relay<C: AsyncReadRent + AsyncWriteRent + Split>(
+    client: &mut C,
+    upstream: TcpStream,
+    pending: Vec<u8>,
+    idle: Duration,
+) {
     let (mut cr, mut cw) = Borrowed(client).into_split();
     let (mut ur, mut uw) = upstream.into_split();
     let up = async {
@@ -54,13 +59,13 @@ async fn copy<R: AsyncReadRent, W: AsyncWriteRent>(r: &mut R, w: &mut W, idle: D
 }
 
 /// A borrowed stream that can be split in two halves for the duration of the relay.
-struct Borrowed<'a>(&'a mut TcpStream);
+struct Borrowed<'a, C>(&'a mut C);
 
-// SAFETY: a TCP socket's reads and writes are independent; monoio's own `TcpStream` is
-// `Split` for the same reason, and this only borrows one.
-unsafe impl Split for Borrowed<'_> {}
+// SAFETY: `C` is `Split` (its reads and writes are independent, as for monoio's own
+// `TcpStream` and monoio-rustls' streams over one), and this only borrows it.
+unsafe impl<C: Split> Split for Borrowed<'_, C> {}
 
-impl AsyncReadRent for Borrowed<'_> {
+impl<C: AsyncReadRent> AsyncReadRent for Borrowed<'_, C> {
     fn read<T: IoBufMut>(&mut self, buf: T) -> impl Future<Output = BufResult<usize, T>> {
         self.0.read(buf)
     }
@@ -70,7 +75,7 @@ impl AsyncReadRent for Borrowed<'_> {
     }
 }
 
-impl AsyncWriteRent for Borrowed<'_> {
+impl<C: AsyncWriteRent> AsyncWriteRent for Borrowed<'_, C> {
     fn write<T: IoBuf>(&mut self, buf: T) -> impl Future<Output = BufResult<usize, T>> {
         self.0.write(buf)
     }

@@ -208,7 +208,10 @@ impl DynamicConfig {
                         "http" => cx.http(value),
                         "tcp" => cx.cfg.tcp = cx.raw("tcp", value, TCP_SECTIONS),
                         "udp" => cx.cfg.udp = cx.raw("udp", value, UDP_SECTIONS),
-                        _ => cx.cfg.tls = cx.raw("tls", value, TLS_SECTIONS),
+                        _ => {
+                            cx.cfg.tls = cx.raw("tls", value, TLS_SECTIONS);
+                            cx.cfg.origins.insert("tls".into(), source.to_string());
+                        }
                     }
                 }
             }

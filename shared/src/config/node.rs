@@ -284,11 +284,11 @@ fn split_path(path: &str) -> Result<Vec<String>, NodeError> {
         out.push(name.to_string());
         while !indexes.is_empty() {
             let close = indexes.find(']').ok_or_else(bad)?;
-            let idx = &indexes[1..close];
-            if !indexes.starts_with('[')
-                || idx.is_empty()
-                || !idx.bytes().all(|b| b.is_ascii_digit())
-            {
+            let idx = match indexes.get(1..close) {
+                Some(idx) if indexes.starts_with('[') => idx,
+                _ => return Err(bad()),
+            };
+            if idx.is_empty() || !idx.bytes().all(|b| b.is_ascii_digit()) {
                 return Err(bad());
             }
             out.push(idx.to_string());

@@ -1,0 +1,186 @@
+//! TLS certificates from the dynamic configuration (`tls.certificates`,
+//! `tls.stores.default.defaultCertificate`): files read, PEM parsed, key checked against the
+//! certificate and names extracted here, so every error names its file and the data plane
+//! receives only certificates that work.
+
+use crate::aggregator::ProviderConfig;
+use ringway_shared::config::node::from_node_at;
+use ringway_shared::config::{ConfigError, Node};
+use ringway_shared::table::{CertificateSpec, TlsSpec};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+struct TlsSection {
+    certificates: Vec<CertFiles>,
+    options: BTreeMap<String, Node>,
+    stores: BTreeMap<String, Store>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+struct CertFiles {
+    /// A path, or the PEM itself (Traefik accepts both).
+    cert_file: String,
+    key_file: String,
+    stores: Vec<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+struct Store {
+    default_certificate: Option<CertFiles>,
+    default_generated_cert: Option<Node>,
+}
+
+/// Collects every provider's certificates. Errors and warnings are appended with locations.
+pub fn resolve_tls(
+    providers: &[ProviderConfig],
+    errors: &mut Vec<ConfigError>,
+    warnings: &mut Vec<ConfigError>,
+) -> TlsSpec {
+    let mut spec = TlsSpec::default();
+    for p in providers {
+        let Some(node) = &p.config.tls else { continue };
+        let location = |path: &str| match p.config.origins.get("tls") {
+            Some(src) => format!("{src}: {path}"),
+            None => format!("provider {}: {path}", p.provider),
+        };
+        let section: TlsSection = match from_node_at(node, "tls") {
+            Ok(s) => s,
+            Err(e) => {
+                errors.push(ConfigError::new(location("tls"), e.to_string()));
+                continue;
+            }
+        };
+        for (i, c) in section.certificates.iter().enumerate() {
+            let path = format!("tls.certificates[{i}]");
+            if c.stores.iter().any(|s| s != "default") {
+                warnings.push(ConfigError::new(
+                    location(&path),
+                    "only the default TLS store exists; the certificate is added to it",
+                ));
+            }
+            match load(c) {
+                Ok(cert) => spec.certificates.push(cert),
+                Err(e) => errors.push(ConfigError::new(location(&path), e)),
+            }
+        }
+        for (name, store) in &section.stores {
+            let path = format!("tls.stores.{name}");
+            if name != "default" {
+                warnings.push(ConfigError::new(
+                    location(&path),
+                    "only the default TLS store is supported; ignored",
+                ));
+                continue;
+            }
+            if store.default_generated_cert.is_some() {
+                warnings.push(ConfigError::new(
+                    location(&format!("{path}.defaultGeneratedCert")),
+                    "ACME-generated default certificates are not supported yet; ignored",
+                ));
+            }
+            if let Some(c) = &store.default_certificate {
+                match load(c) {
+                    Ok(cert) => spec.default_certificate = Some(cert),
+                    Err(e) => errors.push(ConfigError::new(
+                        location(&format!("{path}.defaultCertificate")),
+                        e,
+                    )),
+                }
+            }
+        }
+        for name in section.options.keys() {
+            warnings.push(ConfigError::new(
+                location(&format!("tls.options.{name}")),
+                "TLS options are not supported yet; the defaults (TLS 1.2 and 1.3) apply",
+            ));
+        }
+    }
+    spec
+}
+
+/// Reads a certificate file and its key, or takes them inline.
+fn load(c: &CertFiles) -> Result<CertificateSpec, String> {
+    let (cert_pem, cert_src) = read(&c.cert_file, "certFile")?;
+    let (key_pem, key_src) = read(&c.key_file, "keyFile")?;
+    let chain: Vec<Vec<u8>> = rustls_pemfile::certs(&mut cert_pem.as_slice())
+        .map(|r| r.map(|der| der.as_ref().to_vec()))
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("{cert_src}: invalid PEM: {e}"))?;
+    let Some(leaf) = chain.first() else {
+        return Err(format!("{cert_src}: no certificate in the file"));
+    };
+    let key = rustls_pemfile::private_key(&mut key_pem.as_slice())
+        .map_err(|e| format!("{key_src}: invalid PEM: {e}"))?
+        .ok_or_else(|| format!("{key_src}: no private key in the file"))?;
+    let key_der = key.secret_der().to_vec();
+    check_pair(&chain, key, &cert_src, &key_src)?;
+    let names = names(leaf).map_err(|e| format!("{cert_src}: {e}"))?;
+    Ok(CertificateSpec {
+        source: cert_src,
+        names,
+        chain,
+        key: key_der,
+    })
+}
+
+fn read(value: &str, what: &str) -> Result<(Vec<u8>, String), String> {
+    if value.is_empty() {
+        return Err(format!("{what} is missing"));
+    }
+    if value.trim_start().starts_with("-----BEGIN") {
+        return Ok((value.as_bytes().to_vec(), format!("{what} (inline)")));
+    }
+    std::fs::read(value)
+        .map(|b| (b, value.to_string()))
+        .map_err(|e| format!("{value}: cannot read {what}: {e}"))
+}
+
+/// The key must be usable and belong to the leaf certificate.
+fn check_pair(
+    chain: &[Vec<u8>],
+    key: rustls::pki_types::PrivateKeyDer<'static>,
+    cert_src: &str,
+    key_src: &str,
+) -> Result<(), String> {
+    let signing = rustls::crypto::ring::sign::any_supported_type(&key)
+        .map_err(|e| format!("{key_src}: unsupported private key: {e}"))?;
+    let certs = chain
+        .iter()
+        .map(|c| rustls::pki_types::CertificateDer::from(c.clone()))
+        .collect();
+    let ck = rustls::sign::CertifiedKey::new(certs, signing);
+    match ck.keys_match() {
+        Ok(()) => Ok(()),
+        Err(rustls::Error::InconsistentKeys(_)) => {
+            Err(format!("{key_src} is not the private key of {cert_src}"))
+        }
+        // Keys whose public half cannot be derived (rare key types): accept.
+        Err(_) => Ok(()),
+    }
+}
+
+/// DNS names of a certificate: its subjectAltName DNS entries, else its common name.
+fn names(der: &[u8]) -> Result<Vec<String>, String> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der)
+        .map_err(|e| format!("invalid certificate: {e}"))?;
+    let mut names = Vec::new();
+    if let Ok(Some(san)) = cert.subject_alternative_name() {
+        for n in &san.value.general_names {
+            if let x509_parser::extensions::GeneralName::DNSName(d) = n {
+                names.push(d.trim_end_matches('.').to_ascii_lowercase());
+            }
+        }
+    }
+    if names.is_empty() {
+        for cn in cert.subject().iter_common_name() {
+            if let Ok(s) = cn.as_str() {
+                names.push(s.trim_end_matches('.').to_ascii_lowercase());
+            }
+        }
+    }
+    Ok(names)
+}

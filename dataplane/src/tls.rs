@@ -1,0 +1,204 @@
+//! TLS termination: the rustls server configuration compiled from a table's certificates, with
+//! SNI selection (exact name, then wildcard, then the default certificate) and a generated
+//! self-signed default when none is configured, as Traefik does.
+
+use ringway_shared::table::{CertificateSpec, TlsSpec};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
+use rustls::ServerConfig;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("cannot generate the default certificate: {0}")]
+    Generate(String),
+    #[error("certificate {source_file}: {reason}")]
+    Certificate { source_file: String, reason: String },
+    #[error("TLS configuration: {0}")]
+    Config(#[from] rustls::Error),
+}
+
+/// Generates the self-signed certificate served when nothing else matches (Traefik's
+/// "TRAEFIK DEFAULT CERT").
+pub fn generate_default() -> Result<Arc<CertifiedKey>, TlsError> {
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new())
+        .map_err(|e| TlsError::Generate(e.to_string()))?;
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "TRAEFIK DEFAULT CERT");
+    let key = rcgen::KeyPair::generate().map_err(|e| TlsError::Generate(e.to_string()))?;
+    let cert = params
+        .self_signed(&key)
+        .map_err(|e| TlsError::Generate(e.to_string()))?;
+    let key_der = PrivateKeyDer::try_from(key.serialize_der())
+        .map_err(|e| TlsError::Generate(e.to_string()))?;
+    certified(vec![cert.der().to_vec()], key_der).map_err(|reason| TlsError::Certificate {
+        source_file: "generated".into(),
+        reason,
+    })
+}
+
+fn certified(
+    chain: Vec<Vec<u8>>,
+    key: PrivateKeyDer<'static>,
+) -> Result<Arc<CertifiedKey>, String> {
+    let signing =
+        rustls::crypto::ring::sign::any_supported_type(&key).map_err(|e| e.to_string())?;
+    let certs = chain.into_iter().map(CertificateDer::from).collect();
+    Ok(Arc::new(CertifiedKey::new(certs, signing)))
+}
+
+fn from_spec(c: &CertificateSpec) -> Result<Arc<CertifiedKey>, TlsError> {
+    let key = PrivateKeyDer::try_from(c.key.clone()).map_err(|e| TlsError::Certificate {
+        source_file: c.source.clone(),
+        reason: e.to_string(),
+    })?;
+    certified(c.chain.clone(), key).map_err(|reason| TlsError::Certificate {
+        source_file: c.source.clone(),
+        reason,
+    })
+}
+
+/// Picks the certificate for a ClientHello's SNI.
+#[derive(Debug)]
+struct SniResolver {
+    exact: HashMap<String, Arc<CertifiedKey>>,
+    /// `*.example.com` stored under `example.com`.
+    wildcard: HashMap<String, Arc<CertifiedKey>>,
+    default: Arc<CertifiedKey>,
+}
+
+impl SniResolver {
+    fn pick(&self, server_name: Option<&str>) -> Arc<CertifiedKey> {
+        if let Some(name) = server_name {
+            let name = name.trim_end_matches('.').to_ascii_lowercase();
+            if let Some(c) = self.exact.get(&name) {
+                return c.clone();
+            }
+            if let Some((_, parent)) = name.split_once('.') {
+                if let Some(c) = self.wildcard.get(parent) {
+                    return c.clone();
+                }
+            }
+        }
+        self.default.clone()
+    }
+}
+
+impl ResolvesServerCert for SniResolver {
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.pick(hello.server_name()))
+    }
+}
+
+/// Builds the acceptor for a table. A certificate the data plane cannot load is logged and
+/// skipped; the others keep serving.
+pub fn build(
+    spec: &TlsSpec,
+    generated: &Arc<CertifiedKey>,
+) -> Result<monoio_rustls::TlsAcceptor, TlsError> {
+    let mut exact = HashMap::new();
+    let mut wildcard = HashMap::new();
+    for c in &spec.certificates {
+        let ck = match from_spec(c) {
+            Ok(ck) => ck,
+            Err(e) => {
+                tracing::error!(error = %e, "certificate skipped");
+                continue;
+            }
+        };
+        for name in &c.names {
+            match name.strip_prefix("*.") {
+                // The first certificate configured for a name wins, as in Traefik.
+                Some(parent) => {
+                    wildcard
+                        .entry(parent.to_string())
+                        .or_insert_with(|| ck.clone());
+                }
+                None => {
+                    exact.entry(name.clone()).or_insert_with(|| ck.clone());
+                }
+            }
+        }
+    }
+    let default = match &spec.default_certificate {
+        Some(c) => from_spec(c).unwrap_or_else(|e| {
+            tracing::error!(error = %e, "default certificate skipped; serving the generated one");
+            generated.clone()
+        }),
+        None => generated.clone(),
+    };
+    let resolver = SniResolver {
+        exact,
+        wildcard,
+        default,
+    };
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_cert_resolver(Arc::new(resolver));
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(monoio_rustls::TlsAcceptor::from(config))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cert_for(names: &[&str]) -> CertificateSpec {
+        let key = rcgen::KeyPair::generate().expect("key");
+        let params =
+            rcgen::CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+                .expect("params");
+        let cert = params.self_signed(&key).expect("cert");
+        CertificateSpec {
+            source: format!("{names:?}"),
+            names: names.iter().map(|s| s.to_string()).collect(),
+            chain: vec![cert.der().to_vec()],
+            key: key.serialize_der(),
+        }
+    }
+
+    #[test]
+    fn sni_selects_exact_then_wildcard_then_default() {
+        let generated = generate_default().expect("default");
+        let a = cert_for(&["a.example.com"]);
+        let wild = cert_for(&["*.example.com"]);
+        let spec = TlsSpec {
+            certificates: vec![a.clone(), wild.clone()],
+            default_certificate: None,
+        };
+        let mut exact = HashMap::new();
+        let mut wildcard = HashMap::new();
+        let ca = from_spec(&a).expect("a");
+        let cw = from_spec(&wild).expect("wild");
+        exact.insert("a.example.com".to_string(), ca.clone());
+        wildcard.insert("example.com".to_string(), cw.clone());
+        let r = SniResolver {
+            exact,
+            wildcard,
+            default: generated.clone(),
+        };
+        assert!(Arc::ptr_eq(&r.pick(Some("A.Example.COM.")), &ca));
+        assert!(Arc::ptr_eq(&r.pick(Some("b.example.com")), &cw));
+        assert!(Arc::ptr_eq(&r.pick(Some("x.b.example.com")), &generated));
+        assert!(Arc::ptr_eq(&r.pick(Some("other.org")), &generated));
+        assert!(Arc::ptr_eq(&r.pick(None), &generated));
+        assert!(build(&spec, &generated).is_ok());
+    }
+
+    #[test]
+    fn a_broken_certificate_is_skipped_not_fatal() {
+        let generated = generate_default().expect("default");
+        let mut bad = cert_for(&["bad.example.com"]);
+        bad.key = vec![1, 2, 3];
+        let spec = TlsSpec {
+            certificates: vec![bad, cert_for(&["good.example.com"])],
+            default_certificate: None,
+        };
+        assert!(build(&spec, &generated).is_ok());
+    }
+}

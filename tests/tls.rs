@@ -1,0 +1,289 @@
+//! End to end: TLS termination with certificates from the dynamic configuration, SNI
+//! selection (exact, wildcard, default), the generated default certificate, TLS-only and
+//! plain-only routers on one entry point, and X-Forwarded-Proto, with a real rustls client.
+
+mod support;
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{ClientConfig, ClientConnection, DigitallySignedStruct, SignatureScheme, StreamOwned};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use support::{lb_service, router, Origin, Proxy, Ringway, TestDir};
+
+/// Accepts any certificate: these tests check *which* certificate is served.
+#[derive(Debug)]
+struct AcceptAny(Arc<rustls::crypto::CryptoProvider>);
+
+impl ServerCertVerifier for AcceptAny {
+    fn verify_server_cert(
+        &self,
+        _: &CertificateDer<'_>,
+        _: &[CertificateDer<'_>],
+        _: &ServerName<'_>,
+        _: &[u8],
+        _: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+struct TlsReply {
+    cert: Vec<u8>,
+    response: String,
+}
+
+/// Connects with `sni`, sends one request for `host`, and returns the served certificate and
+/// the raw response.
+fn tls_get(addr: SocketAddr, sni: &str, host: &str, path: &str) -> Result<TlsReply, String> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AcceptAny(provider)))
+        .with_no_client_auth();
+    let name = ServerName::try_from(sni.to_string()).map_err(|e| e.to_string())?;
+    let conn = ClientConnection::new(Arc::new(config), name).map_err(|e| e.to_string())?;
+    let sock = TcpStream::connect(addr).map_err(|e| e.to_string())?;
+    sock.set_read_timeout(Some(Duration::from_secs(5)))
+        .map_err(|e| e.to_string())?;
+    let mut tls = StreamOwned::new(conn, sock);
+    let req = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+    tls.write_all(req.as_bytes())
+        .map_err(|e| format!("write: {e}"))?;
+    let mut out = Vec::new();
+    match tls.read_to_end(&mut out) {
+        Ok(_) => {}
+        // A peer closing without close_notify still delivered the response.
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {}
+        Err(e) => return Err(format!("read: {e}")),
+    }
+    let cert = tls
+        .conn
+        .peer_certificates()
+        .and_then(|c| c.first())
+        .map(|c| c.as_ref().to_vec())
+        .ok_or("no peer certificate")?;
+    Ok(TlsReply {
+        cert,
+        response: String::from_utf8_lossy(&out).into_owned(),
+    })
+}
+
+struct CertFiles {
+    der: Vec<u8>,
+    cert_path: String,
+    key_path: String,
+}
+
+fn make_cert(dir: &TestDir, name: &str, sans: &[&str]) -> CertFiles {
+    let key = rcgen::KeyPair::generate().expect("key");
+    let params =
+        rcgen::CertificateParams::new(sans.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+            .expect("params");
+    let cert = params.self_signed(&key).expect("cert");
+    let cert_path = dir.join(&format!("{name}.crt"));
+    let key_path = dir.join(&format!("{name}.key"));
+    std::fs::write(&cert_path, cert.pem()).expect("write cert");
+    std::fs::write(&key_path, key.serialize_pem()).expect("write key");
+    CertFiles {
+        der: cert.der().to_vec(),
+        cert_path: cert_path.display().to_string(),
+        key_path: key_path.display().to_string(),
+    }
+}
+
+fn status(response: &str) -> u16 {
+    response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+#[test]
+fn terminates_tls_with_sni_selection_and_separates_tls_and_plain_routers() {
+    let certs_dir = TestDir::new("tls-certs");
+    let a = make_cert(&certs_dir, "a", &["a.test"]);
+    let wild = make_cert(&certs_dir, "wild", &["*.wild.test"]);
+    let origin = Origin::start("o");
+    let cfg = format!(
+        "{}tls = {{}}\n{}{}\
+         [[tls.certificates]]\ncertFile = \"{}\"\nkeyFile = \"{}\"\n\
+         [[tls.certificates]]\ncertFile = \"{}\"\nkeyFile = \"{}\"\n",
+        router(
+            "secure",
+            "Host(`a.test`) || HostRegexp(`^.+\\\\.wild\\\\.test$`)",
+            "s"
+        ),
+        router("plain", "Host(`plain.test`)", "s"),
+        lb_service("s", &[&origin]),
+        a.cert_path,
+        a.key_path,
+        wild.cert_path,
+        wild.key_path,
+    );
+    let p = Proxy::start("tls", &cfg, &[]);
+    p.wait_routed("plain.test", "/", "o");
+
+    // Exact SNI → its certificate; the TLS router serves; the origin sees https.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let r = loop {
+        match tls_get(p.addr, "a.test", "a.test", "/hello") {
+            Ok(r) if status(&r.response) == 200 && r.cert == a.der => break r,
+            other if Instant::now() > deadline => panic!(
+                "TLS router never served a.test with its certificate: {:?}\n{}",
+                other.map(|r| r.response),
+                p.ringway.logs()
+            ),
+            _ => std::thread::sleep(Duration::from_millis(20)),
+        }
+    };
+    assert!(r.response.contains("\"origin\":\"o\""), "{}", r.response);
+    let recorded = origin.requests_to("/hello");
+    let last = recorded.last().expect("origin saw the request");
+    assert_eq!(
+        last.header("x-forwarded-proto"),
+        Some("https"),
+        "{}",
+        last.head
+    );
+    assert_eq!(
+        last.header("x-forwarded-port"),
+        Some("443"),
+        "{}",
+        last.head
+    );
+
+    // Wildcard SNI → the wildcard certificate.
+    let r = tls_get(p.addr, "x.wild.test", "x.wild.test", "/").expect("wildcard");
+    assert_eq!(r.cert, wild.der, "wildcard certificate expected");
+    assert_eq!(status(&r.response), 200, "{}", r.response);
+
+    // Unknown SNI → the generated default certificate (Traefik's name for it).
+    let r = tls_get(p.addr, "unknown.test", "unknown.test", "/").expect("default");
+    assert!(
+        contains(&r.cert, b"TRAEFIK DEFAULT CERT"),
+        "default certificate expected"
+    );
+    assert_eq!(status(&r.response), 404, "{}", r.response);
+
+    // A router without `tls` is not served over TLS, and a TLS router not over plain HTTP.
+    let r = tls_get(p.addr, "plain.test", "plain.test", "/").expect("plain over tls");
+    assert_eq!(
+        status(&r.response),
+        404,
+        "plain router over TLS: {}",
+        r.response
+    );
+    let plain = p.get("a.test", "/");
+    assert_eq!(
+        plain.status,
+        404,
+        "TLS router over plain HTTP: {}",
+        plain.text()
+    );
+    assert_eq!(p.get("plain.test", "/").status, 200);
+}
+
+#[test]
+fn a_bad_certificate_is_reported_with_its_file_and_the_others_keep_serving() {
+    let certs_dir = TestDir::new("tls-bad");
+    let good = make_cert(&certs_dir, "good", &["good.test"]);
+    let other = make_cert(&certs_dir, "other", &["other.test"]);
+    let broken = certs_dir.join("broken.crt");
+    std::fs::write(
+        &broken,
+        "-----BEGIN CERTIFICATE-----\nnot base64 at all\n-----END CERTIFICATE-----\n",
+    )
+    .expect("write");
+    let origin = Origin::start("o");
+    let cfg = format!(
+        "{}tls = {{}}\n{}\
+         [[tls.certificates]]\ncertFile = \"{}\"\nkeyFile = \"{}\"\n\
+         [[tls.certificates]]\ncertFile = \"{}\"\nkeyFile = \"{}\"\n\
+         [[tls.certificates]]\ncertFile = \"{}\"\nkeyFile = \"{}\"\n",
+        router("secure", "Host(`good.test`)", "s"),
+        lb_service("s", &[&origin]),
+        broken.display(),
+        good.key_path,
+        // A key that is not this certificate's.
+        good.cert_path,
+        other.key_path,
+        good.cert_path,
+        good.key_path,
+    );
+    let dir = TestDir::new("tls-bad-check");
+    let dynamic = dir.join("dynamic.toml");
+    std::fs::write(&dynamic, &cfg).expect("write dynamic");
+    let (code, _out, err) = Ringway::run(
+        &[
+            "check".to_string(),
+            "--entrypoints.web.address=127.0.0.1:0".to_string(),
+            format!("--providers.file.filename={}", dynamic.display()),
+        ],
+        Duration::from_secs(20),
+    );
+    assert_eq!(code.code(), Some(1), "check must fail: {err}");
+    assert!(
+        err.contains(&broken.display().to_string()),
+        "names the broken file: {err}"
+    );
+    assert!(
+        err.contains("is not the private key of"),
+        "names the mismatched pair: {err}"
+    );
+
+    let p = Proxy::start("tls-bad", &cfg, &[]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match tls_get(p.addr, "good.test", "good.test", "/") {
+            Ok(r) if r.cert == good.der && status(&r.response) == 200 => break,
+            other if Instant::now() > deadline => panic!(
+                "the good certificate is not served: {:?}\n{}",
+                other.map(|r| r.response),
+                p.ringway.logs()
+            ),
+            _ => std::thread::sleep(Duration::from_millis(20)),
+        }
+    }
+}
