@@ -37,6 +37,7 @@ fn spec(routers: usize) -> TableSpec {
             rule,
             service: ServiceId(i as u32),
             tls: false,
+            middlewares: Vec::new(),
         });
     }
     t

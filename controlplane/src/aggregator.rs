@@ -8,13 +8,57 @@
 //! errors that disable what uses them.
 
 mod services;
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+struct RedirectSchemeConfig {
+    scheme: Option<String>,
+    port: Option<String>,
+    permanent: Option<bool>,
+}
+
+/// What the data plane gets for a middleware, or why it cannot have it (a phrase that follows
+/// the middleware's name: `of type "basicAuth" is not supported yet`).
+fn middleware_spec(m: &MiddlewareConfig) -> Result<MiddlewareSpec, String> {
+    let invalid = |e: String| format!("of type {:?} is invalid: {e}", m.kind);
+    match m.kind {
+        "redirectScheme" => {
+            let c: RedirectSchemeConfig =
+                from_node_at(&m.config, "redirectScheme").map_err(|e| e.to_string())?;
+            let scheme = c
+                .scheme
+                .unwrap_or_else(|| "https".to_string())
+                .to_ascii_lowercase();
+            if scheme != "http" && scheme != "https" {
+                return Err(format!(
+                    "redirectScheme: scheme {scheme:?} must be http or https"
+                ));
+            }
+            let port = match c.port.as_deref().map(str::trim).filter(|p| !p.is_empty()) {
+                None => None,
+                Some(p) => Some(
+                    p.trim_start_matches(':')
+                        .parse::<u16>()
+                        .map_err(|_| invalid(format!("port {p:?} is not a port number")))?,
+                ),
+            };
+            Ok(MiddlewareSpec::RedirectScheme(RedirectSpec {
+                scheme,
+                port,
+                permanent: c.permanent.unwrap_or(false),
+            }))
+        }
+        kind => Err(format!("of type {kind:?} is not supported yet")),
+    }
+}
+
 #[cfg(test)]
 mod tests;
 
-use ringway_shared::config::dynamic::RouterConfig;
+use ringway_shared::config::dynamic::{MiddlewareConfig, RouterConfig};
+use ringway_shared::config::node::from_node_at;
 use ringway_shared::config::{ConfigError, DynamicConfig, Node, StaticConfig};
 use ringway_shared::rule::{self, RuleKind};
-use ringway_shared::table::{RouterSpec, ServiceId, TableSpec};
+use ringway_shared::table::{MiddlewareSpec, RedirectSpec, RouterSpec, ServiceId, TableSpec};
 use services::Services;
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -56,6 +100,8 @@ pub struct RouterStatus {
     pub service: String,
     pub enabled: bool,
     pub errors: Vec<String>,
+    /// The middlewares the data plane applies, in order.
+    pub middlewares: Vec<MiddlewareSpec>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -119,14 +165,14 @@ pub fn resolve(
     }
     let services = Services::build(&raw, resolve_addr, &mut out);
 
-    let middlewares: HashMap<String, &'static str> = providers
+    let middlewares: HashMap<String, (&'static str, Result<MiddlewareSpec, String>)> = providers
         .iter()
         .flat_map(|p| {
             p.config
                 .http
                 .middlewares
                 .iter()
-                .map(|(name, m)| (qualify(name, &p.provider), m.kind))
+                .map(|(name, m)| (qualify(name, &p.provider), (m.kind, middleware_spec(m))))
         })
         .collect();
     let cx = RouterContext {
@@ -158,6 +204,7 @@ pub fn resolve(
                         priority: status.priority,
                         service: id,
                         tls: r.tls.is_some(),
+                        middlewares: status.middlewares.clone(),
                     });
                 }
             }
@@ -214,8 +261,8 @@ fn section_warnings(p: &ProviderConfig, warnings: &mut Vec<ConfigError>) {
 
 struct RouterContext<'a> {
     service_ids: &'a HashMap<String, ServiceId>,
-    /// Every provider's middlewares, qualified, with their type.
-    middlewares: &'a HashMap<String, &'static str>,
+    /// Every provider's middlewares, qualified, with their type and what the data plane gets.
+    middlewares: &'a HashMap<String, (&'static str, Result<MiddlewareSpec, String>)>,
     known_eps: Vec<String>,
     default_eps: Vec<String>,
 }
@@ -302,15 +349,14 @@ impl RouterContext<'_> {
             );
         }
 
+        let mut specs = Vec::new();
         for m in &r.middlewares {
             let q = qualify(m, provider);
             match self.middlewares.get(&q) {
-                // The data plane implements no middleware yet: serving the router without it
+                Some((_, Ok(spec))) => specs.push(spec.clone()),
+                // A middleware the data plane does not implement: serving the router without it
                 // could drop authentication or an IP allow list, so the router is disabled.
-                Some(kind) => fatal(
-                    &mut errors,
-                    format!("middleware {q:?} of type {kind:?} is not supported yet"),
-                ),
+                Some((_, Err(e))) => fatal(&mut errors, format!("middleware {q:?} {e}")),
                 None => fatal(&mut errors, format!("middleware {q:?} does not exist")),
             }
         }
@@ -344,6 +390,7 @@ impl RouterContext<'_> {
             entry_points,
             service,
             enabled: !disabled,
+            middlewares: specs,
             errors,
         }
     }

@@ -4,6 +4,7 @@
 mod body;
 mod io;
 mod prefixed;
+mod redirect;
 mod splice;
 mod tunnel;
 
@@ -22,7 +23,7 @@ use monoio::net::TcpStream;
 pub use prefixed::Prefixed;
 use ringway_shared::config::static_config::EntryPoint;
 use ringway_shared::rule::{HeaderSource, RequestView};
-use ringway_shared::table::ServerSpec;
+use ringway_shared::table::{MiddlewareSpec, RedirectSpec, ServerSpec};
 pub use splice::PipePool;
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -254,6 +255,17 @@ async fn handle_request<C: Downstream>(
     ep: &EntryPoint,
     w: &Rc<WorkerCtx>,
 ) -> bool {
+    let has_body = !matches!(head.framing, Framing::None | Framing::Length(0));
+    if let Some(r) = &ep.redirect {
+        let spec = RedirectSpec {
+            scheme: r.scheme.clone(),
+            port: Some(r.port),
+            permanent: r.permanent,
+        };
+        if let Some(bytes) = redirect::response(rbuf, head, &spec, client.is_tls()) {
+            return respond_bytes(client, rbuf, head, &bytes, has_body).await;
+        }
+    }
     let snap = w.table.get();
     let (route, method_is_head) = {
         let buf = &rbuf[..];
@@ -273,14 +285,22 @@ async fn handle_request<C: Downstream>(
             .table()
             .entry_point(&ep.name)
             .and_then(|e| e.find(&view, client.is_tls()))
-            .and_then(|i| snap.table().router(i))
-            .map(|r| r.service);
+            .and_then(|i| snap.table().router(i));
         (route, head.is_head(buf))
     };
-    let has_body = !matches!(head.framing, Framing::None | Framing::Length(0));
-    let Some(service) = route else {
+    let Some(router) = route else {
         return respond_local(client, rbuf, head, 404, has_body).await;
     };
+    for m in &router.middlewares {
+        match m {
+            MiddlewareSpec::RedirectScheme(spec) => {
+                if let Some(bytes) = redirect::response(rbuf, head, spec, client.is_tls()) {
+                    return respond_bytes(client, rbuf, head, &bytes, has_body).await;
+                }
+            }
+        }
+    }
+    let service = router.service;
     let (server, pass_host) = match snap.pick_server(service) {
         Pick::Server(s, p) => (s, p),
         Pick::NoServer => return respond_local(client, rbuf, head, 503, has_body).await,
@@ -299,6 +319,24 @@ async fn handle_request<C: Downstream>(
         method_is_head,
     )
     .await
+}
+
+/// Answers a request with `bytes` (a complete response). A request with a body closes the
+/// connection, since its body is not read.
+async fn respond_bytes<C: Downstream>(
+    client: &mut C,
+    rbuf: &mut Vec<u8>,
+    head: &RequestHead,
+    bytes: &[u8],
+    has_body: bool,
+) -> bool {
+    let close = has_body || !head.keep_alive;
+    let (res, _) = client.write_all(bytes.to_vec()).await;
+    if close || res.is_err() {
+        return false;
+    }
+    rbuf.drain(..head.head_len);
+    true
 }
 
 /// Answers a request locally (404, 503). A request with a body closes the connection, since

@@ -19,6 +19,6 @@ pub use error::{ConfigError, ConfigErrors};
 pub use format::Format;
 pub use node::{Node, NodeError};
 pub use static_config::{
-    ConfigEnv, Dataplane, EntryPoint, FileProvider, Log, LogFormat, LogLevel, Providers,
-    ServersTransport, StaticConfig,
+    ConfigEnv, Dataplane, EntryPoint, EntryPointRedirect, FileProvider, Log, LogFormat, LogLevel,
+    Providers, ServersTransport, StaticConfig,
 };

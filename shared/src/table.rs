@@ -64,6 +64,25 @@ pub struct RouterSpec {
     pub service: ServiceId,
     /// `tls` section present: the router serves TLS connections only.
     pub tls: bool,
+    /// Middlewares in order (only those the data plane implements reach it).
+    #[serde(default)]
+    pub middlewares: Vec<MiddlewareSpec>,
+}
+
+/// A middleware the data plane applies before forwarding.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum MiddlewareSpec {
+    /// `redirectScheme`; also what `entryPoints.<ep>.http.redirections` becomes.
+    RedirectScheme(RedirectSpec),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RedirectSpec {
+    pub scheme: String,
+    /// `None`: the scheme's default port (no port in the Location).
+    pub port: Option<u16>,
+    /// 301/308 when true, 302/307 otherwise.
+    pub permanent: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -65,6 +65,20 @@ pub struct EntryPoint {
     pub forwarded_insecure: bool,
     /// `asDefault`: routers without `entryPoints` attach here.
     pub as_default: bool,
+    /// `http.redirections.entryPoint`: every request is redirected (the seeds'
+    /// `redirect-to-https`).
+    pub redirect: Option<EntryPointRedirect>,
+}
+
+/// `entryPoints.<name>.http.redirections.entryPoint`, resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EntryPointRedirect {
+    /// `https` by default.
+    pub scheme: String,
+    /// The port of the `to` entry point (or of `to` written as `:443`).
+    pub port: u16,
+    /// 301/308 when true (the default), 302/307 otherwise.
+    pub permanent: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -492,6 +506,40 @@ fn validate(
             ));
         }
     }
+    // Redirections name another entry point: resolve them once all are known.
+    for (name, ep) in &raw.entry_points {
+        let Some(r) = ep
+            .http
+            .as_ref()
+            .and_then(|h| h.redirections.as_ref())
+            .and_then(|r| r.entry_point.as_ref())
+        else {
+            continue;
+        };
+        let path = join(&join("entryPoints", name), "http.redirections.entryPoint");
+        let port = if let Some(p) = r.to.strip_prefix(':') {
+            p.parse::<u16>().ok()
+        } else {
+            entry_points.get(&r.to).map(|t| t.address.port())
+        };
+        let Some(port) = port else {
+            errors.push(origins.error(
+                &join(&path, "to"),
+                format!(
+                    "{:?} is neither an entry point nor a port like \":443\"",
+                    r.to
+                ),
+            ));
+            continue;
+        };
+        if let Some(ep) = entry_points.get_mut(name) {
+            ep.redirect = Some(EntryPointRedirect {
+                scheme: r.scheme.clone().unwrap_or_else(|| "https".to_string()),
+                port,
+                permanent: r.permanent.unwrap_or(true),
+            });
+        }
+    }
     if raw.entry_points.is_empty() {
         let address = parse_entry_point_address(DEFAULT_ENTRY_POINT_ADDRESS)
             .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 8000)));
@@ -609,6 +657,7 @@ fn default_entry_point(name: &str, address: SocketAddr) -> EntryPoint {
         trusted_ips: Vec::new(),
         forwarded_insecure: false,
         as_default: false,
+        redirect: None,
     }
 }
 

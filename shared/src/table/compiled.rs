@@ -27,6 +27,7 @@ pub struct EntryRoutes {
 pub struct CompiledRouter {
     pub name: String,
     pub service: ServiceId,
+    pub middlewares: Vec<super::MiddlewareSpec>,
 }
 
 #[derive(Debug)]
@@ -124,6 +125,7 @@ impl RouteTable {
             routers.push(CompiledRouter {
                 name: r.name.clone(),
                 service: r.service,
+                middlewares: r.middlewares.clone(),
             });
         }
         let mut entry_points = HashMap::with_capacity(per_ep.len());

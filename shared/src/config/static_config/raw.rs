@@ -118,7 +118,7 @@ pub(super) struct ForwardedHeadersRaw {
 #[derive(Debug, Default, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
 pub(super) struct EntryPointHttpRaw {
-    pub redirections: Option<Node>,
+    pub redirections: Option<RedirectionsRaw>,
     pub middlewares: Vec<String>,
     pub tls: Option<Node>,
     pub encoded_characters: Option<Node>,
@@ -126,6 +126,21 @@ pub(super) struct EntryPointHttpRaw {
     pub sanitize_path: Option<Node>,
     pub max_header_bytes: Option<Node>,
     pub underscore_headers_strategy: Option<Node>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub(super) struct RedirectionsRaw {
+    pub entry_point: Option<EntryPointRedirectRaw>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub(super) struct EntryPointRedirectRaw {
+    pub to: String,
+    pub scheme: Option<String>,
+    pub permanent: Option<bool>,
+    pub priority: Option<i64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -277,7 +292,6 @@ impl StaticConfigRaw {
                 );
             }
             if let Some(h) = &ep.http {
-                note(p("http.redirections"), &h.redirections);
                 note(p("http.tls"), &h.tls);
                 note(p("http.encodedCharacters"), &h.encoded_characters);
                 note(p("http.encodeQuerySemicolons"), &h.encode_query_semicolons);
