@@ -8,12 +8,17 @@ service pointing at the origin. Once `svc{N-1}.example.com/api/x` answers 200:
   command line contains `controlplane`), once both are quiet;
 - 5 rounds: the file is replaced atomically (written to a temp file in the same folder,
   then `os.rename`) by a version with one more router, `Host(`probe-K.example.com`)`.
-  From the instant just before the rename, 4 keep-alive connections (opened before it,
-  each checked to answer 404 for probe-K) send `GET /api/x` with `Host: probe-K...`
-  back to back, no sleep, until each answers 200 or 5 s have passed. The kernel spreads
+  The temp file is written and both processes are let go quiet (its own inotify events
+  make the provider re-read the unchanged file) before the rename. From the instant
+  just before the rename, 4 keep-alive connections (opened before it, each checked to
+  answer 404 for probe-K) send `GET /api/x` with `Host: probe-K...` back to back, no
+  sleep, until each answers 200 or 5 s have passed. The kernel spreads
   the connections over the 2 workers (SO_REUSEPORT), so the time at which the last of
   them sees 200 is "live on every worker". What it covers: inotify → file provider
   reload → aggregation → IPC → compile → publish → first request routed on each worker.
+  Also kept per round: the slowest single request while polling (a worker stalled by
+  the reload shows here) and 404s to requests sent after another connection had seen
+  200 (a table published to one worker before another; expected 0).
 
 With the largest table up and no traffic, utime + stime of both processes over 5 s gives
 their idle CPU cost.
@@ -239,20 +244,30 @@ def one_round(server, dynamic, origin_port, routers, k):
         t0 = time.monotonic()
         os.rename(tmp, dynamic)
         deadline = t0 + POLL_TIMEOUT_S
+        slowest = 0.0     # the longest single request while polling: a stalled worker
+        stale = 0         # 404s to requests sent after another connection had seen 200
+        first_200 = None
         while pending and time.monotonic() < deadline:
             for i in list(pending):
+                sent = time.monotonic()
                 try:
                     status = conns[i].get(deadline)
                 except TimeoutError:
                     break  # the deadline passed while waiting for an answer
+                now = time.monotonic()
                 polls += 1
+                slowest = max(slowest, now - sent)
                 if status == 200:
-                    live_ms[i] = (time.monotonic() - t0) * 1e3
+                    live_ms[i] = (now - t0) * 1e3
                     pending.remove(i)
+                    first_200 = first_200 or now
                 elif status != 404:
                     raise ProtocolError(f"{host} answered {status} (expected 404, then 200)")
+                elif first_200 is not None and sent > first_200:
+                    stale += 1
         row.update(per_conn_ms=[None if v is None else round(v, 2) for v in live_ms],
-                   polls=polls)
+                   polls=polls, slowest_poll_ms=round(slowest * 1e3, 2),
+                   stale_404s=stale)
         if pending:
             row.update(error=f"{len(pending)} of {CONNS} connections still 404 after "
                              f"{POLL_TIMEOUT_S:.0f} s")
@@ -294,7 +309,9 @@ def measure_size(tmp, origin_port, binary, routers, started):
         r = one_round(server, dynamic, origin_port, routers, k)
         rounds.append(r)
         log(f"  round {k}: " + (f"live on all {CONNS} connections after {r['all_ms']:.1f} ms "
-                                f"(first {r['first_ms']:.1f} ms, {r['polls']} polls)"
+                                f"(first {r['first_ms']:.1f} ms, {r['polls']} polls, "
+                                f"slowest {r['slowest_poll_ms']:.1f} ms, "
+                                f"{r['stale_404s']} stale 404s)"
                                 if "all_ms" in r else f"ERROR {r['error']}"))
     row["rounds"] = rounds
     times = [r["all_ms"] for r in rounds if "all_ms" in r]

@@ -65,6 +65,19 @@ def _header(meta):
     if s["idle_conns"] < s["idle_conns_requested"]:
         idle += (f" (not {s['idle_conns_requested']:,}: the RLIMIT_NOFILE hard limit is "
                  f"{s['nofile']:,} and HAProxy needs two descriptors per connection)")
+    only = s.get("only")
+    if only is not None and not meta["scenarios"] and "idle" not in only:
+        # --only without the proxy matrix: the peers were not run.
+        settings = [f"- **Scenarios run:** {', '.join(only) or 'none'} (`--only`); "
+                    f"all traffic on 127.0.0.1.", ""]
+    else:
+        settings = [
+            f"- **Settings:** {s['duration_s']} s per wrk run after a {s['warmup_s']} s "
+            f"warm-up; ab {s['ab_requests']:,} requests; {idle}; every proxy "
+            f"with one worker/thread, keep-alive pool of {s['pool']} to one nginx origin "
+            f"(1 worker); all traffic on 127.0.0.1.",
+            "",
+        ]
     return [
         "# ringway load test",
         "",
@@ -74,15 +87,12 @@ def _header(meta):
         f"load average {m['loadavg_at_start']} at start, {m.get('loadavg_at_end', '?')} "
         f"at end",
         f"- **Versions:** {versions}",
-        f"- **Settings:** {s['duration_s']} s per wrk run after a {s['warmup_s']} s warm-up; "
-        f"ab {s['ab_requests']:,} requests; {idle}; every proxy "
-        f"with one worker/thread, keep-alive pool of {s['pool']} to one nginx origin "
-        f"(1 worker); all traffic on 127.0.0.1.",
-        "",
-    ]
+    ] + settings
 
 
 def _main_table(meta, runs):
+    if not meta["scenarios"]:
+        return []
     lines = [
         "## Throughput and cost per request",
         "",
@@ -110,6 +120,8 @@ def _main_table(meta, runs):
 
 
 def _ratio_table(meta, runs):
+    if not meta["scenarios"]:
+        return []
     lines = [
         "## ringway relative to its peers",
         "",
@@ -184,11 +196,85 @@ def _scale_table(scale):
     return lines + [""]
 
 
+def _ms_list(rounds):
+    return " · ".join(f"{r['all_ms']:.1f}" if "all_ms" in r else FLAG for r in rounds)
+
+
+def _reconfig_section(rc):
+    if not rc:
+        return []
+    st = rc["settings"]
+    lines = [
+        f"## Configuration scale (ringway, {st['workers']} workers, file provider)",
+        "",
+        f"ringway starts from a dynamic TOML file with N routers "
+        f"(``Host(`svcI.example.com`) && PathPrefix(`/api`)``, each with its own service). "
+        f"Then, {st['rounds']} times, the file is replaced atomically (temp file in the same "
+        f"folder, then `rename`) by a version with one more router, "
+        f"``Host(`probe-K.example.com`)``. **rename → live** is the time from just before the "
+        f"rename until the new router answered 200 on each of {st['conns']} keep-alive "
+        f"connections (spread over the workers by SO_REUSEPORT), polled back to back for at "
+        f"most {st['poll_timeout_s']:.0f} s: inotify → file provider reload → aggregation → "
+        f"IPC → compile → publish → first request routed on every worker. *Slowest poll* is "
+        f"the longest single request while polling, over all rounds (a worker stalled by "
+        f"the reload); *stale 404s* are 404s to requests sent after another connection had "
+        f"already seen 200 (a worker still on the old table; 0 expected). RSS is VmRSS once "
+        f"the table is loaded and both processes are quiet; control-plane CPU is utime + "
+        f"stime per reload (10 ms ticks).",
+        "",
+        "| routers | file KiB | start → routable ms | rename → live median ms | max ms "
+        "| each round ms | slowest poll ms | stale 404s | control-plane CPU ms/reload "
+        "| data-plane RSS MiB | control-plane RSS MiB "
+        "| RSS MiB after the reloads (data / control) | errors |",
+        "|--:|--:|--:|--:|--:|---|--:|--:|--:|--:|--:|--:|---|",
+    ]
+    for r in rc["sizes"]:
+        name = f"{r['routers']:,}"
+        if r.get("flagged"):
+            name = f"{FLAG} {name}"
+        err = f"{FLAG} {r['error'].splitlines()[0][:80]}" if r.get("error") else "0"
+        slowest = [x["slowest_poll_ms"] for x in r.get("rounds", []) if "slowest_poll_ms" in x]
+        stale = [x["stale_404s"] for x in r.get("rounds", []) if "stale_404s" in x]
+        after = "–"
+        if r.get("dataplane_rss_after_kib") is not None:
+            after = (f"{_fmt(_mib(r['dataplane_rss_after_kib']), 1)} / "
+                     f"{_fmt(_mib(r['controlplane_rss_after_kib']), 1)}")
+        lines.append(
+            f"| {name} | {_fmt(r['file_bytes'] / 1024 if 'file_bytes' in r else None)} "
+            f"| {_fmt(r.get('startup_ms'))} | {_fmt(r.get('median_ms'), 1)} "
+            f"| {_fmt(r.get('max_ms'), 1)} | {_ms_list(r.get('rounds', [])) or '–'} "
+            f"| {_fmt(max(slowest), 1) if slowest else '–'} "
+            f"| {_fmt(sum(stale)) if stale else '–'} "
+            f"| {_fmt(r.get('controlplane_cpu_ms_per_reload'))} "
+            f"| {_fmt(_mib(r.get('dataplane_rss_kib')), 1)} "
+            f"| {_fmt(_mib(r.get('controlplane_rss_kib')), 1)} | {after} | {err} |")
+    lines.append("")
+    lo, hi = st["sizes"][0], st["sizes"][-1]
+    if rc.get("dataplane_bytes_per_router") is not None:
+        lines += [f"- **Data-plane RSS per router:** (RSS at {hi:,} − RSS at {lo:,}) ÷ "
+                  f"{hi - lo:,} = **{rc['dataplane_bytes_per_router']:,} bytes** "
+                  f"(control plane, the same way: "
+                  f"{rc['controlplane_bytes_per_router']:,} bytes)."]
+    i = rc.get("idle")
+    if i:
+        def ms(key):
+            return "–" if i.get(key) is None else f"{i[key]:,.2f}"
+        lines += [f"- **Idle with {i['routers']:,} routers** (no traffic, "
+                  f"{i['seconds']:.1f} s, utime + stime): data plane "
+                  f"**{ms('dataplane_cpu_ms_per_s')} CPU ms/s**, control plane "
+                  f"**{ms('controlplane_cpu_ms_per_s')} CPU ms/s** (one clock tick over "
+                  f"the window is {i['resolution_ms_per_s']:.2f} ms/s; per-thread schedstat, "
+                  f"finer: {ms('dataplane_schedstat_ms_per_s')} and "
+                  f"{ms('controlplane_schedstat_ms_per_s')} ms/s)."]
+    return lines + [""]
+
+
 def markdown(results):
     meta = results["meta"]
     lines = _header(meta) + _main_table(meta, results["runs"]) + \
         _ratio_table(meta, results["runs"]) + _controlplane_table(meta, results["runs"]) + \
-        _idle_table(meta, results["idle"]) + _scale_table(results["scale"])
+        _idle_table(meta, results["idle"]) + _scale_table(results["scale"]) + \
+        _reconfig_section(results.get("reconfig"))
     if results["skipped"]:
         lines += ["## Not measured", ""]
         lines += [f"- **{k}**: {v.splitlines()[0]}" for k, v in results["skipped"].items()]
@@ -206,8 +292,15 @@ def chart(results, path):
         provision.log("matplotlib missing: no chart")
         return False
     scenarios = results["meta"]["scenarios"]
-    cols = len(scenarios) + (1 if results["idle"] else 0)
-    fig, axes = plt.subplots(2, cols, figsize=(4.2 * cols, 8), squeeze=False)
+    rc = [r for r in (results.get("reconfig") or {}).get("sizes", [])
+          if r.get("dataplane_rss_kib") is not None]
+    cols = len(scenarios) + (1 if results["idle"] else 0) + (1 if rc else 0)
+    if not cols:
+        provision.log("nothing to chart: no chart.png")
+        if os.path.exists(path):
+            os.unlink(path)  # never leave an older run's chart beside these results
+        return False
+    fig, axes = plt.subplots(2, cols, figsize=(max(4.2 * cols, 7), 8), squeeze=False)
 
     def bars(ax, rows, key, title):
         rows = [r for r in rows if r.get(key) is not None]
@@ -230,17 +323,52 @@ def chart(results, path):
         bars(axes[1][i], rows, "cpu_us_per_req",
              f"{s['title']}\nCPU µs/request (lower is better)")
     if results["idle"]:
-        bars(axes[0][-1], _order(results["idle"]), "kib_per_conn",
+        col = len(scenarios)
+        bars(axes[0][col], _order(results["idle"]), "kib_per_conn",
              f"{results['meta']['settings']['idle_conns']:,} idle connections\n"
              f"KiB per connection (lower is better)")
-        axes[1][-1].axis("off")
-        axes[1][-1].text(0, 0.5, NOTES, fontsize=9, va="center", wrap=True)
+        axes[1][col].axis("off")
+        axes[1][col].text(0, 0.5, NOTES, fontsize=9, va="center", wrap=True)
+    if rc:
+        _reconfig_chart(axes[0][-1], axes[1][-1], rc)
     meta = results["meta"]
     fig.suptitle(f"ringway vs peers — {meta['commit']} — {meta['date']}", fontsize=11)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return True
+
+
+def _reconfig_chart(top, bottom, rows):
+    """rename → live (median bar, max whisker) and RSS of both processes, per table size."""
+    names = [f"{r['routers']:,}" for r in rows]
+    median = [r.get("median_ms") or 0 for r in rows]
+    upper = [max(0, (r.get("max_ms") or 0) - (r.get("median_ms") or 0)) for r in rows]
+    drawn = top.bar(names, median, yerr=[[0] * len(rows), upper], capsize=4,
+                    color=COLORS["ringway"])
+    for bar, r in zip(drawn, rows):
+        if r.get("flagged"):
+            bar.set_hatch("//")
+    top.bar_label(drawn, labels=[f"{v:,.1f}" for v in median], fontsize=8)
+    top.set_title("ringway: file rename → live on every worker\n"
+                  "ms, median (whisker: max) — lower is better", fontsize=10)
+    top.set_xlabel("routers", fontsize=8)
+    top.margins(y=0.15)
+    x = range(len(rows))
+    width = 0.4
+    dp = [r["dataplane_rss_kib"] / 1024 for r in rows]
+    cp = [(r.get("controlplane_rss_kib") or 0) / 1024 for r in rows]
+    b1 = bottom.bar([i - width / 2 for i in x], dp, width, label="data plane",
+                    color=COLORS["ringway"])
+    b2 = bottom.bar([i + width / 2 for i in x], cp, width, label="control plane",
+                    color="#fbbc04")
+    for b in (b1, b2):
+        bottom.bar_label(b, labels=[f"{v.get_height():,.1f}" for v in b], fontsize=8)
+    bottom.set_xticks(list(x), names)
+    bottom.set_xlabel("routers", fontsize=8)
+    bottom.set_title("ringway RSS MiB by table size\n(lower is better)", fontsize=10)
+    bottom.legend(fontsize=8)
+    bottom.margins(y=0.15)
 
 
 def write(results, out_dir):
