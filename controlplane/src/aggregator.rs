@@ -8,6 +8,7 @@
 //! errors that disable what uses them.
 
 mod services;
+mod tcp;
 #[derive(Debug, Default, serde::Deserialize)]
 #[serde(default, rename_all = "camelCase")]
 struct RedirectSchemeConfig {
@@ -142,6 +143,7 @@ pub fn resolve(
         section_warnings(p, &mut out.warnings);
     }
     out.table.tls = crate::tls::resolve_tls(providers, &mut out.errors, &mut out.warnings);
+    tcp::resolve_tcp(providers, static_cfg, resolve_addr, &mut out);
 
     // Services first: routers refer to them by index.
     let mut raw = BTreeMap::new();
@@ -238,7 +240,7 @@ fn section_warnings(p: &ProviderConfig, warnings: &mut Vec<ConfigError>) {
             format!("{what} not supported yet, ignored"),
         ));
     };
-    for (top, raw) in [("tcp", &cfg.tcp), ("udp", &cfg.udp)] {
+    for (top, raw) in [("udp", &cfg.udp)] {
         for (section, items) in raw.as_ref().and_then(Node::entries).unwrap_or(&[]) {
             for (name, _) in items.entries().unwrap_or(&[]) {
                 warn(

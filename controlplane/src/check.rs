@@ -84,7 +84,7 @@ mod tests {
         assert_eq!(check(&good), 0);
         // Warnings alone do not fail the check.
         assert_eq!(
-            check(&format!("{good}[tcp.routers.t]\nrule = \"HostSNI(`*`)\"\n")),
+            check(&format!("{good}[udp.routers.u]\nservice = \"dns\"\n")),
             0
         );
         let bad = format!("{service}[http.routers.r]\nrule = \"Path(`/`\"\nservice = \"s\"\n");

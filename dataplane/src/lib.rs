@@ -12,6 +12,7 @@ mod proxy;
 mod shutdown;
 mod snapshot;
 mod supervisor;
+mod tcp;
 mod tls;
 mod upstream_pool;
 mod worker;

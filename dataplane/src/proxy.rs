@@ -5,7 +5,7 @@ mod body;
 mod io;
 mod prefixed;
 mod redirect;
-mod splice;
+pub(crate) mod splice;
 mod tunnel;
 
 use crate::http::request::{parse_request, Framing, HeaderRef, Limits, ParseStatus, RequestHead};
@@ -17,17 +17,20 @@ use crate::http::rewrite::{
 use crate::snapshot::Pick;
 use crate::worker::{ActiveGuard, WorkerCtx};
 use body::{pump, BodyState, PumpError};
-use io::{read_append, with_timeout, write_from, write_range};
+pub(crate) use io::with_timeout;
+use io::{read_append, write_from, write_range};
 use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt, Split};
 use monoio::net::TcpStream;
 pub use prefixed::Prefixed;
 use ringway_shared::config::static_config::EntryPoint;
 use ringway_shared::rule::{HeaderSource, RequestView};
-use ringway_shared::table::{MiddlewareSpec, RedirectSpec, ServerSpec};
+use ringway_shared::table::{MiddlewareSpec, RedirectSpec, ServerSpec, TcpTls};
+use ringway_shared::tcp_rule::TcpRequest;
 pub use splice::PipePool;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
+pub(crate) use tunnel::relay as tunnel_relay;
 
 /// Initial capacity of a connection's read buffer (what an idle keep-alive connection holds).
 const READ_BUF: usize = 8 * 1024;
@@ -85,8 +88,10 @@ impl Downstream for monoio_rustls::ServerTlsStream<Prefixed> {
 /// The first byte of a TLS handshake record.
 const TLS_HANDSHAKE: u8 = 0x16;
 
-/// Serves one accepted connection until it closes: TLS when it starts with a ClientHello
-/// (as Traefik, one entry point serves both), plain HTTP otherwise.
+/// Serves one accepted connection until it closes, as Traefik dispatches an entry point:
+/// TCP routers first (a lone plain `HostSNI(`*`)` router takes the connection before the
+/// client speaks; TLS routers match the ClientHello), then HTTP — over TLS when the
+/// connection starts with a ClientHello, plain otherwise.
 pub async fn serve_connection(
     mut client: TcpStream,
     peer: SocketAddr,
@@ -94,8 +99,30 @@ pub async fn serve_connection(
     w: Rc<WorkerCtx>,
     _guard: ActiveGuard,
 ) {
+    let snap = w.table.get();
+    let table = snap.table();
+    let tcp = table.tcp_entry_point(&ep.name);
+    tracing::trace!(entry_point = %ep.name, tcp_routes = tcp.is_some(), generation = table.generation, "connection");
+    let anyone = TcpRequest {
+        sni: None,
+        alpn: &[],
+        client_ip: peer.ip(),
+    };
+    // Server-first protocols (SMTP, MySQL) need the connection forwarded before any byte.
+    if let Some(route) = tcp.and_then(|t| t.immediate()) {
+        if !table.has_http_routes(&ep.name) && route.rule.matches(&anyone) {
+            let server = snap.pick_tcp_server(route.service);
+            drop(snap);
+            if let Some(addr) = server {
+                crate::tcp::forward_plain(client, Vec::new(), addr, &w).await;
+            }
+            return;
+        }
+    }
+    drop(snap);
+
     let buf = Vec::with_capacity(READ_BUF);
-    let Some((Ok(n), rbuf)) =
+    let Some((Ok(n), mut rbuf)) =
         with_timeout(ep.read_timeout, read_append(&mut client, buf, READ_BUF)).await
     else {
         return;
@@ -103,8 +130,60 @@ pub async fn serve_connection(
     if n == 0 {
         return;
     }
+    let snap = w.table.get();
+    let tcp = snap.table().tcp_entry_point(&ep.name);
     if rbuf.first() == Some(&TLS_HANDSHAKE) {
-        let acceptor = w.table.get().tls().clone();
+        if let Some(tcp) = tcp.filter(|t| t.has_tls_routes()) {
+            // Read the whole ClientHello to route on its SNI and ALPN.
+            let hello = loop {
+                match crate::tcp::client_hello::parse(&rbuf) {
+                    Ok(Some(h)) => break Some(h),
+                    Err(_) => break None,
+                    Ok(None) if rbuf.len() > crate::tcp::client_hello::MAX_HELLO + 1024 => {
+                        break None
+                    }
+                    Ok(None) => {
+                        let Some((Ok(n), b)) =
+                            with_timeout(ep.read_timeout, read_append(&mut client, rbuf, READ_BUF))
+                                .await
+                        else {
+                            return;
+                        };
+                        rbuf = b;
+                        if n == 0 {
+                            return;
+                        }
+                    }
+                }
+            };
+            if let Some(hello) = hello {
+                let alpn: Vec<&str> = hello.alpn.iter().map(String::as_str).collect();
+                let req = TcpRequest {
+                    sni: hello.sni.as_deref(),
+                    alpn: &alpn,
+                    client_ip: peer.ip(),
+                };
+                if let Some(route) = tcp.find_tls(&req) {
+                    let (mode, server) = (route.tls, snap.pick_tcp_server(route.service));
+                    let acceptor = snap.tls().clone();
+                    drop(snap);
+                    let Some(addr) = server else { return };
+                    if mode == TcpTls::Passthrough {
+                        crate::tcp::forward_plain(client, rbuf, addr, &w).await;
+                    } else if let Some(Ok(tls)) = with_timeout(
+                        ep.read_timeout,
+                        acceptor.accept(Prefixed::new(rbuf, client)),
+                    )
+                    .await
+                    {
+                        crate::tcp::forward_stream(tls, addr, &w).await;
+                    }
+                    return;
+                }
+            }
+        }
+        let acceptor = snap.tls().clone();
+        drop(snap);
         let io = Prefixed::new(rbuf, client);
         match with_timeout(ep.read_timeout, acceptor.accept(io)).await {
             Some(Ok(tls)) => serve_http(tls, peer, ep, w, Vec::with_capacity(READ_BUF)).await,
@@ -112,6 +191,15 @@ pub async fn serve_connection(
             None => tracing::debug!(%peer, "TLS handshake timed out"),
         }
     } else {
+        if let Some(route) = tcp.and_then(|t| t.find_plain(&anyone)) {
+            let server = snap.pick_tcp_server(route.service);
+            drop(snap);
+            if let Some(addr) = server {
+                crate::tcp::forward_plain(client, rbuf, addr, &w).await;
+            }
+            return;
+        }
+        drop(snap);
         serve_http(client, peer, ep, w, rbuf).await;
     }
 }

@@ -7,7 +7,7 @@
 
 use arc_swap::ArcSwap;
 use ringway_shared::lb::SmoothWrr;
-use ringway_shared::table::{CompiledService, RouteTable, ServerSpec, ServiceId};
+use ringway_shared::table::{CompiledService, RouteTable, ServerSpec, ServiceId, TcpServiceKind};
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -49,6 +49,7 @@ impl TableSlot {
 pub struct Snapshot {
     published: Arc<Published>,
     lb: RefCell<Vec<SmoothWrr>>,
+    tcp_lb: RefCell<Vec<SmoothWrr>>,
 }
 
 impl Snapshot {
@@ -56,9 +57,13 @@ impl Snapshot {
         let lb = (0..published.table.services_len())
             .map(|_| SmoothWrr::default())
             .collect();
+        let tcp_lb = (0..published.table.tcp_services_len())
+            .map(|_| SmoothWrr::default())
+            .collect();
         Snapshot {
             published,
             lb: RefCell::new(lb),
+            tcp_lb: RefCell::new(tcp_lb),
         }
     }
 
@@ -101,6 +106,27 @@ impl Snapshot {
             }
         }
         Pick::NoServer
+    }
+}
+
+impl Snapshot {
+    /// Picks a server for a TCP service, descending through a weighted one.
+    pub fn pick_tcp_server(&self, mut service: u32) -> Option<std::net::SocketAddr> {
+        let mut lb = self.tcp_lb.borrow_mut();
+        for _ in 0..8 {
+            let state = lb.get_mut(service as usize)?;
+            match &self.published.table.tcp_service(service)?.kind {
+                TcpServiceKind::LoadBalancer(servers) => {
+                    let weights: Vec<u32> = servers.iter().map(|s| s.weight).collect();
+                    return state.pick(&weights, |_| true).map(|i| servers[i].addr);
+                }
+                TcpServiceKind::Weighted(children) => {
+                    let weights: Vec<u32> = children.iter().map(|c| c.1).collect();
+                    service = children[state.pick(&weights, |_| true)?].0;
+                }
+            }
+        }
+        None
     }
 }
 

@@ -11,3 +11,4 @@ pub mod lb;
 pub mod router_index;
 pub mod rule;
 pub mod table;
+pub mod tcp_rule;

@@ -6,7 +6,9 @@
 
 mod compiled;
 
-pub use compiled::{CompiledRouter, CompiledService, EntryRoutes, RouteTable, TableError};
+pub use compiled::{
+    CompiledRouter, CompiledService, EntryRoutes, RouteTable, TableError, TcpEntryRoutes, TcpRoute,
+};
 
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
@@ -27,6 +29,56 @@ pub struct TableSpec {
     /// Certificates for TLS termination.
     #[serde(default)]
     pub tls: TlsSpec,
+    /// Enabled TCP routers (they apply before HTTP routers on an entry point).
+    #[serde(default)]
+    pub tcp_routers: Vec<TcpRouterSpec>,
+    /// TCP services, indexed by `TcpRouterSpec::service`.
+    #[serde(default)]
+    pub tcp_services: Vec<TcpServiceSpec>,
+}
+
+/// A TCP router whose rule parsed and whose service exists.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TcpRouterSpec {
+    pub name: String,
+    pub entry_points: Vec<String>,
+    pub rule: String,
+    pub priority: i64,
+    /// Index into `TableSpec::tcp_services`.
+    pub service: u32,
+    pub tls: TcpTls,
+}
+
+/// How a TCP router treats TLS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TcpTls {
+    /// No `tls` section: plain TCP (only `HostSNI(`*`)` can match).
+    None,
+    /// `tls.passthrough`: route on the ClientHello and forward the encrypted bytes.
+    Passthrough,
+    /// `tls: {}`: terminate TLS here and forward the plain bytes.
+    Terminate,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TcpServiceSpec {
+    pub name: String,
+    pub kind: TcpServiceKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum TcpServiceKind {
+    LoadBalancer(Vec<TcpServerSpec>),
+    /// Children are indexes into `TableSpec::tcp_services`.
+    Weighted(Vec<(u32, u32)>),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TcpServerSpec {
+    /// `host:port` as configured.
+    pub address: String,
+    pub addr: SocketAddr,
+    pub weight: u32,
 }
 
 /// The certificates the data plane terminates TLS with (`tls.certificates` and

@@ -353,9 +353,6 @@ service = "checked"
 #[test]
 fn unimplemented_sections_warn() {
     let toml = r#"
-[tcp.routers.db]
-rule = "HostSNI(`*`)"
-service = "pg"
 [udp.services.dns.loadBalancer]
 [tls.options.modern]
 minVersion = "VersionTLS13"
@@ -367,7 +364,6 @@ insecureSkipVerify = true
     assert_eq!(
         texts(&r.warnings),
         vec![
-            "file.toml: tcp.routers.db: tcp routers are not supported yet, ignored".to_string(),
             "file.toml: udp.services.dns: udp services are not supported yet, ignored".to_string(),
             "file.toml: http.serversTransports.st: serversTransports are not supported yet, ignored".to_string(),
             "file.toml: tls.options.modern: TLS options are not supported yet; the defaults (TLS 1.2 and 1.3) apply".to_string(),

@@ -79,6 +79,22 @@ impl PipePool {
     }
 }
 
+fn set_nonblocking(fd: RawFd) -> io::Result<()> {
+    // SAFETY: fcntl F_GETFL/F_SETFL on an open descriptor with integer arguments.
+    unsafe {
+        let flags = libc::fcntl(fd, libc::F_GETFL);
+        if flags < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if flags & libc::O_NONBLOCK == 0
+            && libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) < 0
+        {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
 fn splice(from: RawFd, to: RawFd, len: usize) -> io::Result<usize> {
     // SAFETY: both descriptors are open for the duration of the call; null offsets mean
     // "use the file position", as required for sockets and pipes.
@@ -108,6 +124,10 @@ pub async fn relay(
     pool: &PipePool,
     idle: Duration,
 ) -> Result<(), PumpError> {
+    // splice(2) blocks on a blocking socket whatever its flags say, and io_uring sockets are
+    // blocking: make both non-blocking first (io_uring is indifferent to the flag).
+    set_nonblocking(src.as_raw_fd()).map_err(PumpError::Read)?;
+    set_nonblocking(dst.as_raw_fd()).map_err(PumpError::Write)?;
     let mut pipe = pool.take().map_err(PumpError::Read)?;
     let result = pump(src, dst, len, &mut pipe, idle).await;
     if result.is_ok() {

@@ -206,7 +206,10 @@ impl DynamicConfig {
                 for (section, value) in cx.sections(entries, "", TOP_LEVEL) {
                     match section {
                         "http" => cx.http(value),
-                        "tcp" => cx.cfg.tcp = cx.raw("tcp", value, TCP_SECTIONS),
+                        "tcp" => {
+                            cx.cfg.tcp = cx.raw("tcp", value, TCP_SECTIONS);
+                            cx.cfg.origins.insert("tcp".into(), source.to_string());
+                        }
                         "udp" => cx.cfg.udp = cx.raw("udp", value, UDP_SECTIONS),
                         _ => {
                             cx.cfg.tls = cx.raw("tls", value, TLS_SECTIONS);

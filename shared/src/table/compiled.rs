@@ -1,8 +1,10 @@
 //! The compiled, immutable routing table the workers match requests against.
 
+use super::TcpTls;
 use super::{ServerSpec, ServiceId, ServiceKind, TableSpec};
 use crate::router_index::RouterIndex;
 use crate::rule::{self, RequestView};
+use crate::tcp_rule::{TcpRequest, TcpRule};
 use std::collections::HashMap;
 
 /// A table as the workers use it: per entry point, an index of routers (plain and TLS).
@@ -12,6 +14,55 @@ pub struct RouteTable {
     entry_points: HashMap<String, EntryRoutes>,
     routers: Vec<CompiledRouter>,
     services: Vec<CompiledService>,
+    tcp_entry_points: HashMap<String, TcpEntryRoutes>,
+    tcp_services: Vec<super::TcpServiceSpec>,
+}
+
+/// The TCP routers of one entry point, in priority order (then by name).
+#[derive(Debug, Default)]
+pub struct TcpEntryRoutes {
+    routes: Vec<TcpRoute>,
+}
+
+#[derive(Debug)]
+pub struct TcpRoute {
+    pub name: String,
+    pub rule: TcpRule,
+    pub tls: TcpTls,
+    pub service: u32,
+}
+
+impl TcpEntryRoutes {
+    /// A plain `HostSNI(`*`)` router that can take the connection before the client speaks,
+    /// when it is the only thing on the entry point that could match.
+    pub fn immediate(&self) -> Option<&TcpRoute> {
+        match self.routes.as_slice() {
+            [only] if only.tls == TcpTls::None && only.rule.is_catch_all() => Some(only),
+            _ => None,
+        }
+    }
+
+    /// The first router that matches a TLS connection's ClientHello.
+    pub fn find_tls(&self, req: &TcpRequest<'_>) -> Option<&TcpRoute> {
+        self.routes
+            .iter()
+            .find(|r| r.tls != TcpTls::None && r.rule.matches(req))
+    }
+
+    /// The first plain-TCP router that matches a non-TLS connection.
+    pub fn find_plain(&self, req: &TcpRequest<'_>) -> Option<&TcpRoute> {
+        self.routes
+            .iter()
+            .find(|r| r.tls == TcpTls::None && r.rule.matches(req))
+    }
+
+    pub fn has_tls_routes(&self) -> bool {
+        self.routes.iter().any(|r| r.tls != TcpTls::None)
+    }
+
+    pub fn has_plain_routes(&self) -> bool {
+        self.routes.iter().any(|r| r.tls == TcpTls::None)
+    }
 }
 
 /// The routers attached to one entry point.
@@ -70,6 +121,8 @@ impl RouteTable {
             entry_points: HashMap::new(),
             routers: Vec::new(),
             services: Vec::new(),
+            tcp_entry_points: HashMap::new(),
+            tcp_services: Vec::new(),
         }
     }
 
@@ -136,12 +189,33 @@ impl RouteTable {
                 .map_err(|(router, source)| TableError::Rule { router, source })?;
             entry_points.insert(ep.to_string(), EntryRoutes { plain, tls });
         }
+        let (tcp_entry_points, tcp_services) = compile_tcp(spec)?;
         Ok(RouteTable {
             generation: spec.generation,
             entry_points,
             routers,
             services,
+            tcp_entry_points,
+            tcp_services,
         })
+    }
+
+    /// The TCP routers of an entry point, if it has any.
+    pub fn tcp_entry_point(&self, name: &str) -> Option<&TcpEntryRoutes> {
+        self.tcp_entry_points.get(name)
+    }
+
+    /// Whether an entry point has any HTTP router.
+    pub fn has_http_routes(&self, entry_point: &str) -> bool {
+        self.entry_points.contains_key(entry_point)
+    }
+
+    pub fn tcp_service(&self, index: u32) -> Option<&super::TcpServiceSpec> {
+        self.tcp_services.get(index as usize)
+    }
+
+    pub fn tcp_services_len(&self) -> usize {
+        self.tcp_services.len()
     }
 
     pub fn entry_point(&self, name: &str) -> Option<&EntryRoutes> {
@@ -166,6 +240,53 @@ impl RouteTable {
 }
 
 type IndexInput = (rule::Expr, i64, String, u32);
+
+type TcpCompiled = (HashMap<String, TcpEntryRoutes>, Vec<super::TcpServiceSpec>);
+
+fn compile_tcp(spec: &TableSpec) -> Result<TcpCompiled, TableError> {
+    let len = spec.tcp_services.len();
+    for s in &spec.tcp_services {
+        if let super::TcpServiceKind::Weighted(children) = &s.kind {
+            if let Some((child, _)) = children.iter().find(|(c, _)| *c as usize >= len) {
+                return Err(TableError::ChildIndex {
+                    service: s.name.clone(),
+                    child: *child,
+                });
+            }
+        }
+    }
+    let mut order: Vec<&super::TcpRouterSpec> = spec.tcp_routers.iter().collect();
+    order.sort_by(|a, b| {
+        b.priority
+            .cmp(&a.priority)
+            .then_with(|| a.name.cmp(&b.name))
+    });
+    let mut eps: HashMap<String, TcpEntryRoutes> = HashMap::new();
+    for r in order {
+        if r.service as usize >= len {
+            return Err(TableError::ServiceIndex {
+                router: r.name.clone(),
+                service: r.service,
+                len,
+            });
+        }
+        let err = |source| TableError::Rule {
+            router: r.name.clone(),
+            source,
+        };
+        let expr = rule::parse(&r.rule).map_err(err)?;
+        for ep in &r.entry_points {
+            let compiled = TcpRule::compile(&expr).map_err(err)?;
+            eps.entry(ep.clone()).or_default().routes.push(TcpRoute {
+                name: r.name.clone(),
+                rule: compiled,
+                tls: r.tls,
+                service: r.service,
+            });
+        }
+    }
+    Ok((eps, spec.tcp_services.clone()))
+}
 
 impl EntryRoutes {
     /// Finds the router for a request; `tls` selects the TLS routers.
