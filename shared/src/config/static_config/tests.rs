@@ -159,6 +159,26 @@ fn invalid_values_name_the_flag() {
 }
 
 #[test]
+fn entry_point_redirections_resolve_the_target_port() {
+    let cfg = parse(&[
+        "--entrypoints.web.address=:80",
+        "--entrypoints.websecure.address=:8443",
+        "--entrypoints.web.http.redirections.entrypoint.to=websecure",
+    ])
+    .expect("valid");
+    let r = cfg.entry_points["web"].redirect.clone().expect("redirect");
+    assert_eq!(
+        (r.scheme.as_str(), r.port, r.permanent),
+        ("https", 8443, true)
+    );
+    assert!(parse(&[
+        "--entrypoints.web.address=:80",
+        "--entrypoints.web.http.redirections.entrypoint.to=nowhere",
+    ])
+    .is_err());
+}
+
+#[test]
 fn well_known_traefik_settings_are_listed_not_refused() {
     let cfg = parse(&[
         "--api.insecure=true",
@@ -190,7 +210,6 @@ fn well_known_traefik_settings_are_listed_not_refused() {
             "serversTransport.insecureSkipVerify",
             "entryPoints.web.proxyProtocol",
             "entryPoints.web.http2",
-            "entryPoints.web.http.redirections",
             "entryPoints.websecure.http.tls",
             "providers.docker",
             "providers.redis",
