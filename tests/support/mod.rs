@@ -6,6 +6,7 @@
 pub mod client;
 pub mod origin;
 pub mod process;
+pub mod tls;
 
 use std::fs;
 use std::net::{SocketAddr, TcpListener};
