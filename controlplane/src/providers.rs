@@ -1,6 +1,7 @@
 //! Providers: each watches one source and emits its whole view as a Traefik dynamic
-//! configuration. Only the file provider exists so far.
+//! configuration: file and Docker so far.
 
+pub mod docker;
 pub mod file;
 
 use crate::aggregator::ProviderConfig;

@@ -2,7 +2,7 @@
 //! their updates, resolve them into a table, push it, and log the data plane's answers.
 
 use crate::aggregator::{resolve, ProviderConfig};
-use crate::providers::{file::run_file_provider, ProviderEvent};
+use crate::providers::{docker::run_docker_provider, file::run_file_provider, ProviderEvent};
 use ipc_channel::ipc::{self, IpcSender};
 use ringway_shared::config::static_config::StaticConfig;
 use ringway_shared::ipc::{ControlToData, DataToControl, PROTOCOL_VERSION, SERVER_ENV};
@@ -96,6 +96,10 @@ async fn main_loop(
     if let Some(file) = cfg.providers.file.clone() {
         expected.push("file");
         tokio::spawn(run_file_provider(file, events_tx.clone()));
+    }
+    if let Some(docker) = cfg.providers.docker.clone() {
+        expected.push("docker");
+        tokio::spawn(run_docker_provider(docker, events_tx.clone()));
     }
     drop(events_tx);
 

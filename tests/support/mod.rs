@@ -4,6 +4,7 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod client;
+pub mod docker;
 pub mod origin;
 pub mod process;
 pub mod tls;

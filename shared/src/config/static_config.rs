@@ -15,12 +15,12 @@ mod raw;
 #[cfg(test)]
 mod tests;
 
-use crate::config::node::{from_node, join};
+use crate::config::node::{from_node, from_node_at, join};
 use crate::config::{ConfigError, ConfigErrors, Node, NodeError, TraefikDuration};
 use crate::table::UpstreamTimeouts;
 use args::{load_file, parse_args, related_keys, Flag};
 use ipnet::IpNet;
-use raw::{EntryPointRaw, StaticConfigRaw};
+use raw::{is_set, DockerProviderRaw, EntryPointRaw, StaticConfigRaw};
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -36,7 +36,7 @@ pub struct StaticConfig {
     pub servers_transport: ServersTransport,
     pub dataplane: Dataplane,
     /// Paths of the Traefik settings that were given but are not implemented yet
-    /// (`api`, `providers.docker`, `entryPoints.web.http.redirections`): warn about them.
+    /// (`api`, `providers.swarm`, `entryPoints.web.http2`): warn about them.
     pub unsupported: Vec<String>,
     /// The configuration file that was read, if any.
     pub config_file: Option<PathBuf>,
@@ -88,6 +88,7 @@ pub struct Providers {
     /// live within 100 ms.
     pub throttle: Duration,
     pub file: Option<FileProvider>,
+    pub docker: Option<DockerProvider>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,6 +99,32 @@ pub struct FileProvider {
     /// Reload on change (default true).
     pub watch: bool,
 }
+
+/// `providers.docker`: routers and services from container labels.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DockerProvider {
+    /// `unix:///var/run/docker.sock` (the default), `tcp://host:port` or `http://host:port`.
+    pub endpoint: String,
+    /// Containers without `traefik.enable=true` are routed too (default true).
+    pub exposed_by_default: bool,
+    /// The network whose address servers get, unless a container's `traefik.docker.network`
+    /// label names another.
+    pub network: Option<String>,
+    /// A Go template; the control plane evaluates its supported forms.
+    pub default_rule: String,
+    /// Traefik's constraint expression (`Label(`a`,`b`) && !LabelRegex(...)`), if any.
+    pub constraints: Option<String>,
+    /// Follow Docker's events (default true); otherwise read the containers once.
+    pub watch: bool,
+    /// Keep services whose containers are all unhealthy, with no server (503), instead of
+    /// dropping them (default false).
+    pub allow_empty_services: bool,
+}
+
+/// Traefik's default `providers.docker.defaultRule`.
+pub const DOCKER_DEFAULT_RULE: &str = "Host(`{{ normalize .Name }}`)";
+/// Traefik's default `providers.docker.endpoint`.
+pub const DOCKER_DEFAULT_ENDPOINT: &str = "unix:///var/run/docker.sock";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Log {
@@ -482,7 +509,7 @@ fn validate(
     env: &ConfigEnv,
 ) -> Result<StaticConfig, ConfigErrors> {
     let mut errors = Vec::new();
-    let unsupported = raw.unsupported();
+    let mut unsupported = raw.unsupported();
 
     let mut entry_points = BTreeMap::new();
     for (name, ep) in &raw.entry_points {
@@ -580,9 +607,16 @@ fn validate(
             watch: true,
         });
     }
+    let docker = docker_provider(
+        &providers_raw.docker,
+        origins,
+        &mut errors,
+        &mut unsupported,
+    );
     let providers = Providers {
         throttle: dur(providers_raw.providers_throttle_duration, Duration::ZERO),
         file,
+        docker,
     };
 
     let mut log = Log::default();
@@ -643,6 +677,58 @@ fn validate(
         unsupported,
         config_file: None,
     })
+}
+
+/// `providers.docker`, with Traefik's defaults; `None` when absent or `false`.
+fn docker_provider(
+    node: &Option<Node>,
+    origins: &Origins<'_>,
+    errors: &mut Vec<ConfigError>,
+    unsupported: &mut Vec<String>,
+) -> Option<DockerProvider> {
+    if !is_set(node) {
+        return None;
+    }
+    let empty = Node::empty();
+    let node = match node {
+        Some(n) if !n.is_presence_marker() => n,
+        _ => &empty,
+    };
+    let raw: DockerProviderRaw = match from_node_at(node, "providers.docker") {
+        Ok(r) => r,
+        Err(e) => {
+            errors.push(origins.error(&e.path.clone(), e.kind.to_string()));
+            return None;
+        }
+    };
+    for (name, value) in [
+        ("useBindPortIP", &raw.use_bind_port_ip),
+        ("tls", &raw.tls),
+        ("httpClientTimeout", &raw.http_client_timeout),
+        ("username", &raw.username),
+        ("password", &raw.password),
+    ] {
+        if is_set(value) {
+            unsupported.push(format!("providers.docker.{name}"));
+        }
+    }
+    Some(DockerProvider {
+        endpoint: non_empty(&raw.endpoint)
+            .unwrap_or(DOCKER_DEFAULT_ENDPOINT)
+            .to_string(),
+        exposed_by_default: raw.exposed_by_default.unwrap_or(true),
+        network: non_empty(&raw.network).map(str::to_string),
+        default_rule: non_empty(&raw.default_rule)
+            .unwrap_or(DOCKER_DEFAULT_RULE)
+            .to_string(),
+        constraints: non_empty(&raw.constraints).map(str::to_string),
+        watch: raw.watch.unwrap_or(true),
+        allow_empty_services: raw.allow_empty_services.unwrap_or(false),
+    })
+}
+
+fn non_empty(s: &Option<String>) -> Option<&str> {
+    s.as_deref().map(str::trim).filter(|s| !s.is_empty())
 }
 
 fn default_entry_point(name: &str, address: SocketAddr) -> EntryPoint {

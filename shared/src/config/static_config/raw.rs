@@ -149,6 +149,7 @@ pub(super) struct ProvidersRaw {
     pub providers_throttle_duration: Option<TraefikDuration>,
     pub precedence: Option<Node>,
     pub file: Option<FileProviderRaw>,
+    /// Decoded into [`DockerProviderRaw`] when set (`--providers.docker=false` is not).
     pub docker: Option<Node>,
     pub swarm: Option<Node>,
     pub kubernetes_ingress: Option<Node>,
@@ -179,6 +180,26 @@ pub(super) struct FileProviderRaw {
     pub debug_log_generated_template: Option<Node>,
 }
 
+/// `providers.docker`. The settings after `allow_empty_services` are accepted but not
+/// implemented yet (listed as unsupported).
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub(super) struct DockerProviderRaw {
+    pub endpoint: Option<String>,
+    pub exposed_by_default: Option<bool>,
+    pub network: Option<String>,
+    pub default_rule: Option<String>,
+    pub constraints: Option<String>,
+    pub watch: Option<bool>,
+    pub allow_empty_services: Option<bool>,
+    #[serde(rename = "useBindPortIP")]
+    pub use_bind_port_ip: Option<Node>,
+    pub tls: Option<Node>,
+    pub http_client_timeout: Option<Node>,
+    pub username: Option<Node>,
+    pub password: Option<Node>,
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
 pub(super) struct LogRaw {
@@ -200,10 +221,10 @@ pub(super) struct DataplaneRaw {
 }
 
 impl ProvidersRaw {
-    /// Providers other than `file` (none is implemented yet), with their Traefik names.
-    pub fn others(&self) -> [(&'static str, &Option<Node>); 17] {
+    /// Providers other than `file` and `docker` (none is implemented yet), with their
+    /// Traefik names.
+    pub fn others(&self) -> [(&'static str, &Option<Node>); 16] {
         [
-            ("docker", &self.docker),
             ("swarm", &self.swarm),
             ("kubernetesIngress", &self.kubernetes_ingress),
             ("kubernetesIngressNGINX", &self.kubernetes_ingress_nginx),
@@ -226,7 +247,7 @@ impl ProvidersRaw {
     /// Whether any provider at all is configured (an explicitly disabled one,
     /// `--providers.docker=false`, does not count).
     pub fn any_configured(&self) -> bool {
-        self.file.is_some() || self.others().iter().any(|(_, n)| is_set(n))
+        self.file.is_some() || is_set(&self.docker) || self.others().iter().any(|(_, n)| is_set(n))
     }
 }
 

@@ -59,10 +59,58 @@ fn default_file_provider_when_ringway_d_exists() {
             watch: true,
         })
     );
-    // Any configured provider, even an unsupported one, turns the default off.
+    // Any configured provider turns the default off, even an unsupported one.
     let cfg = StaticConfig::from_args_with(&args(&["--providers.docker"]), &env).expect("valid");
     assert_eq!(cfg.providers.file, None);
-    assert_eq!(cfg.unsupported, ["providers.docker"]);
+    assert!(cfg.unsupported.is_empty(), "{:?}", cfg.unsupported);
+    let cfg = StaticConfig::from_args_with(&args(&["--providers.swarm"]), &env).expect("valid");
+    assert_eq!(cfg.providers.file, None);
+    assert_eq!(cfg.unsupported, ["providers.swarm"]);
+}
+
+#[test]
+fn docker_provider_flags_and_defaults() {
+    use super::{DockerProvider, DOCKER_DEFAULT_ENDPOINT, DOCKER_DEFAULT_RULE};
+    let cfg = parse(&["--providers.docker"]).expect("valid");
+    assert_eq!(
+        cfg.providers.docker,
+        Some(DockerProvider {
+            endpoint: DOCKER_DEFAULT_ENDPOINT.to_string(),
+            exposed_by_default: true,
+            network: None,
+            default_rule: DOCKER_DEFAULT_RULE.to_string(),
+            constraints: None,
+            watch: true,
+            allow_empty_services: false,
+        })
+    );
+    let cfg = parse(&[
+        "--providers.docker.endpoint=tcp://127.0.0.1:2375",
+        "--providers.docker.exposedByDefault=false",
+        "--providers.docker.network=web",
+        "--providers.docker.defaultRule=Host(`{{ .Name }}.example.com`)",
+        "--providers.docker.constraints=Label(`a`,`b`)",
+        "--providers.docker.watch=false",
+        "--providers.docker.allowEmptyServices=true",
+        "--providers.docker.tls.ca=/ca.pem",
+    ])
+    .expect("valid");
+    let d = cfg.providers.docker.expect("docker provider");
+    assert_eq!(d.endpoint, "tcp://127.0.0.1:2375");
+    assert!(!d.exposed_by_default && !d.watch && d.allow_empty_services);
+    assert_eq!(d.network.as_deref(), Some("web"));
+    assert_eq!(d.default_rule, "Host(`{{ .Name }}.example.com`)");
+    assert_eq!(d.constraints.as_deref(), Some("Label(`a`,`b`)"));
+    assert_eq!(cfg.unsupported, ["providers.docker.tls"]);
+    assert_eq!(
+        parse(&["--providers.docker=false"])
+            .expect("valid")
+            .providers
+            .docker,
+        None
+    );
+    let err = parse(&["--providers.docker.exposedByDefault=maybe"]).expect_err("bad bool");
+    assert!(err.to_string().contains("exposedByDefault"), "{err}");
 }
 
 #[test]
@@ -211,7 +259,6 @@ fn well_known_traefik_settings_are_listed_not_refused() {
             "entryPoints.web.proxyProtocol",
             "entryPoints.web.http2",
             "entryPoints.websecure.http.tls",
-            "providers.docker",
             "providers.redis",
             "api",
             "metrics",
