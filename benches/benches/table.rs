@@ -24,7 +24,6 @@ fn spec(routers: usize) -> TableSpec {
                         .parse()
                         .expect("addr"),
                     authority: format!("10.0.{}.{}:80", i / 250, i % 250),
-                    path_prefix: String::new(),
                     weight: 1,
                 }],
                 pass_host_header: true,

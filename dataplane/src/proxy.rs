@@ -351,7 +351,7 @@ async fn handle_request<C: Downstream>(
             permanent: r.permanent,
         };
         if let Some(bytes) = redirect::response(rbuf, head, &spec, client.is_tls()) {
-            return respond_bytes(client, rbuf, head, &bytes, has_body).await;
+            return respond_bytes(client, rbuf, head, bytes, has_body).await;
         }
     }
     let snap = w.table.get();
@@ -383,7 +383,7 @@ async fn handle_request<C: Downstream>(
         match m {
             MiddlewareSpec::RedirectScheme(spec) => {
                 if let Some(bytes) = redirect::response(rbuf, head, spec, client.is_tls()) {
-                    return respond_bytes(client, rbuf, head, &bytes, has_body).await;
+                    return respond_bytes(client, rbuf, head, bytes, has_body).await;
                 }
             }
         }
@@ -411,15 +411,15 @@ async fn handle_request<C: Downstream>(
 
 /// Answers a request with `bytes` (a complete response). A request with a body closes the
 /// connection, since its body is not read.
-async fn respond_bytes<C: Downstream>(
+async fn respond_bytes<C: Downstream, B: monoio::buf::IoBuf>(
     client: &mut C,
     rbuf: &mut Vec<u8>,
     head: &RequestHead,
-    bytes: &[u8],
+    bytes: B,
     has_body: bool,
 ) -> bool {
     let close = has_body || !head.keep_alive;
-    let (res, _) = client.write_all(bytes.to_vec()).await;
+    let (res, _) = client.write_all(bytes).await;
     if close || res.is_err() {
         return false;
     }
@@ -436,20 +436,14 @@ async fn respond_local<C: Downstream>(
     status: u16,
     has_body: bool,
 ) -> bool {
-    let close = has_body || !head.keep_alive;
-    let mut response = error_response(status, close);
+    let mut response = error_response(status, has_body || !head.keep_alive);
     if head.is_head(rbuf) {
         // The same head, without the body.
         if let Some(end) = response.windows(4).position(|w| w == b"\r\n\r\n") {
             response = &response[..end + 4];
         }
     }
-    let (res, _) = client.write_all(response).await;
-    if close || res.is_err() {
-        return false;
-    }
-    rbuf.drain(..head.head_len);
-    true
+    respond_bytes(client, rbuf, head, response, has_body).await
 }
 
 /// Forwards one request to `server` and its response back. Returns whether the client

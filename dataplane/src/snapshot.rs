@@ -117,12 +117,12 @@ impl Snapshot {
             let state = lb.get_mut(service as usize)?;
             match &self.published.table.tcp_service(service)?.kind {
                 TcpServiceKind::LoadBalancer(servers) => {
-                    let weights: Vec<u32> = servers.iter().map(|s| s.weight).collect();
-                    return state.pick(&weights, |_| true).map(|i| servers[i].addr);
+                    let weights = servers.iter().map(|s| s.weight);
+                    return state.pick_by(weights, |_| true).map(|i| servers[i].addr);
                 }
                 TcpServiceKind::Weighted(children) => {
-                    let weights: Vec<u32> = children.iter().map(|c| c.1).collect();
-                    service = children[state.pick(&weights, |_| true)?].0;
+                    let weights = children.iter().map(|c| c.1);
+                    service = children[state.pick_by(weights, |_| true)?].0;
                 }
             }
         }

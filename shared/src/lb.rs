@@ -18,9 +18,14 @@ impl SmoothWrr {
 
     /// Returns the index of the next candidate among those for which `eligible(i)` is true,
     /// or `None` when none is. `weights[i]` of 0 never wins.
-    pub fn pick(
+    pub fn pick(&mut self, weights: &[u32], eligible: impl FnMut(usize) -> bool) -> Option<usize> {
+        self.pick_by(weights.iter().copied(), eligible)
+    }
+
+    /// [`SmoothWrr::pick`] over weights read from the candidates themselves (no slice needed).
+    pub fn pick_by(
         &mut self,
-        weights: &[u32],
+        weights: impl ExactSizeIterator<Item = u32>,
         mut eligible: impl FnMut(usize) -> bool,
     ) -> Option<usize> {
         if self.current.len() != weights.len() {
@@ -28,7 +33,7 @@ impl SmoothWrr {
         }
         let mut total: i64 = 0;
         let mut best: Option<usize> = None;
-        for (i, &w) in weights.iter().enumerate() {
+        for (i, w) in weights.enumerate() {
             if w == 0 || !eligible(i) {
                 continue;
             }

@@ -172,8 +172,6 @@ pub struct ServerSpec {
     pub addr: SocketAddr,
     /// `host[:port]` of the URL, sent as Host when `pass_host_header` is false.
     pub authority: String,
-    /// URL path prefix, prepended to the request path ("" when the URL has none).
-    pub path_prefix: String,
     pub weight: u32,
 }
 

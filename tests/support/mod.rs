@@ -170,6 +170,17 @@ pub fn lb_service(name: &str, origins: &[&Origin]) -> String {
     )
 }
 
+/// The values of header `name` (case-insensitive) in a parsed header list.
+pub fn header_values<'a, 'n>(
+    headers: &'a [(String, String)],
+    name: &'n str,
+) -> impl Iterator<Item = &'a str> + use<'a, 'n> {
+    headers
+        .iter()
+        .filter(move |(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+}
+
 /// A TOML router block.
 pub fn router(name: &str, rule: &str, service: &str) -> String {
     format!("[http.routers.{name}]\nrule = \"{rule}\"\nservice = \"{service}\"\n")

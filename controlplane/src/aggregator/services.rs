@@ -278,7 +278,6 @@ fn server(
         url: url.to_string(),
         addr,
         authority: authority.to_string(),
-        path_prefix: String::new(),
         weight,
     })
 }
@@ -330,7 +329,6 @@ mod url_tests {
         let v6 = ok("http://[::1]:9000/base?x=1");
         assert_eq!(v6.addr, "[::1]:9000".parse().expect("addr"));
         assert_eq!(v6.authority, "[::1]:9000");
-        assert_eq!(v6.path_prefix, "");
         for bad in [
             "10.0.0.1:80",
             "https://10.0.0.1",

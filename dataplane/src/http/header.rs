@@ -262,6 +262,22 @@ fn trim_ows(mut s: &[u8]) -> &[u8] {
 /// The bytes of `range` in `buf`, or nothing if the range does not fit (a head used with
 /// another buffer than the one it was parsed from).
 #[inline]
+/// The value of the first header named `name` (ASCII case-insensitive).
+pub fn find<'b>(buf: &'b [u8], headers: &[HeaderRef], name: &str) -> Option<&'b [u8]> {
+    headers
+        .iter()
+        .find(|h| slice(buf, &h.name).eq_ignore_ascii_case(name.as_bytes()))
+        .map(|h| slice(buf, &h.value))
+}
+
+/// The value of the first header of `kind`.
+pub fn find_kind<'b>(buf: &'b [u8], headers: &[HeaderRef], kind: HeaderKind) -> Option<&'b [u8]> {
+    headers
+        .iter()
+        .find(|h| h.kind == kind)
+        .map(|h| slice(buf, &h.value))
+}
+
 pub(crate) fn slice<'b>(buf: &'b [u8], range: &Range<usize>) -> &'b [u8] {
     buf.get(range.clone()).unwrap_or_default()
 }

@@ -218,18 +218,12 @@ impl RequestHead {
 
     /// The value of the first header named `name` (ASCII case-insensitive).
     pub fn header<'b>(&self, buf: &'b [u8], name: &str) -> Option<&'b [u8]> {
-        self.headers
-            .iter()
-            .find(|h| slice(buf, &h.name).eq_ignore_ascii_case(name.as_bytes()))
-            .map(|h| slice(buf, &h.value))
+        super::header::find(buf, &self.headers, name)
     }
 
     /// The value of the first header of `kind`.
     pub fn header_of<'b>(&self, buf: &'b [u8], kind: HeaderKind) -> Option<&'b [u8]> {
-        self.headers
-            .iter()
-            .find(|h| h.kind == kind)
-            .map(|h| slice(buf, &h.value))
+        super::header::find_kind(buf, &self.headers, kind)
     }
 
     pub fn is_head(&self, buf: &[u8]) -> bool {

@@ -4,7 +4,7 @@ use std::mem::MaybeUninit;
 use std::ops::Range;
 
 use super::header::{
-    has_bare_lf, malformed, scan_fields, settle_trailer, slice, FieldError, HeaderKind, HeaderRef,
+    has_bare_lf, malformed, scan_fields, settle_trailer, FieldError, HeaderKind, HeaderRef,
     Malformed,
 };
 use super::request::{Framing, Limits, ParseStatus, MAX_HEADERS_CAP};
@@ -92,18 +92,12 @@ impl ResponseHead {
 
     /// The value of the first header named `name` (ASCII case-insensitive).
     pub fn header<'b>(&self, buf: &'b [u8], name: &str) -> Option<&'b [u8]> {
-        self.headers
-            .iter()
-            .find(|h| slice(buf, &h.name).eq_ignore_ascii_case(name.as_bytes()))
-            .map(|h| slice(buf, &h.value))
+        super::header::find(buf, &self.headers, name)
     }
 
     /// The value of the first header of `kind`.
     pub fn header_of<'b>(&self, buf: &'b [u8], kind: HeaderKind) -> Option<&'b [u8]> {
-        self.headers
-            .iter()
-            .find(|h| h.kind == kind)
-            .map(|h| slice(buf, &h.value))
+        super::header::find_kind(buf, &self.headers, kind)
     }
 
     /// 1xx: another response head follows on the same connection (101 switches protocols).
