@@ -20,6 +20,12 @@ service pointing at the origin. Once `svc{N-1}.example.com/api/x` answers 200:
   the reload shows here) and 404s to requests sent after another connection had seen
   200 (a table published to one worker before another; expected 0).
 
+The same rounds run a second way at the largest size ("directory" mode): the N routers stay
+in one file of a watched directory and each round adds a small file `probe-K.toml` (written
+aside, then renamed in). That is a change to a 10,000-router table whose cost is not the
+re-parse of the whole 1.7 MB file: Docker, KV and one-file-per-service directories change
+that way.
+
 With the largest table up and no traffic, utime + stime of both processes over 5 s gives
 their idle CPU cost.
 """
@@ -57,8 +63,14 @@ def settings():
 
 # --- the dynamic configuration ---------------------------------------------------------
 
-def dynamic_toml(routers, origin_port, probes=0):
-    """N routers svcI + probe routers probe-1..probe-`probes`, each with its own service."""
+def probe_toml(k, origin_port):
+    """Probe router K alone (directory mode's new file)."""
+    return dynamic_toml(0, origin_port, probes=k, first_probe=k)
+
+
+def dynamic_toml(routers, origin_port, probes=0, first_probe=1):
+    """N routers svcI + probe routers probe-`first_probe`..probe-`probes`, each with its
+    own service."""
     url = f"http://127.0.0.1:{origin_port}"
     parts = []
     for i in range(routers):
@@ -68,7 +80,7 @@ def dynamic_toml(routers, origin_port, probes=0):
             f'service = "s{i}"\n\n'
             f'[http.services.s{i}.loadBalancer]\n'
             f'servers = [{{ url = "{url}" }}]\n\n')
-    for k in range(1, probes + 1):
+    for k in range(first_probe, probes + 1):
         parts.append(
             f'[http.routers.probe{k}]\n'
             f'rule = "Host(`probe-{k}.example.com`)"\n'
@@ -182,15 +194,20 @@ def wait_quiet(pids, timeout=QUIET_TIMEOUT_S):
     return False
 
 
-def _start(tmp, origin_port, binary, routers, started):
-    d = os.path.join(tmp, f"reconfig-{routers}")
+def _start(tmp, origin_port, binary, routers, started, mode="file"):
+    d = os.path.join(tmp, f"reconfig-{routers}-{mode}")
     os.makedirs(d, exist_ok=True)
-    dynamic = os.path.join(d, "dynamic.toml")
+    watched = os.path.join(d, "dynamic")
+    os.makedirs(watched, exist_ok=True)
+    dynamic = os.path.join(watched, "dynamic.toml")
     write_file(dynamic, dynamic_toml(routers, origin_port))
     port = servers.free_port()
-    argv = [binary, f"--dataplane.workers={WORKERS}", f"--providers.file.filename={dynamic}",
+    provider = (f"--providers.file.filename={dynamic}" if mode == "file"
+                else f"--providers.file.directory={watched}")
+    argv = [binary, f"--dataplane.workers={WORKERS}", provider,
             f"--entrypoints.web.address=127.0.0.1:{port}", "--log.level=ERROR"]
-    server = servers.Server(f"ringway-{routers}r", argv, port, d, dataplane_only=True)
+    server = servers.Server(f"ringway-{routers}r-{mode}", argv, port, d,
+                            dataplane_only=True)
     started.append(server)
     t0 = time.monotonic()
     server.start()
@@ -221,9 +238,14 @@ def _start(tmp, origin_port, binary, routers, started):
 
 # --- one round: rename → live on every connection ---------------------------------------
 
-def one_round(server, dynamic, origin_port, routers, k):
+def one_round(server, dynamic, origin_port, routers, k, mode="file"):
     host = f"probe-{k}.example.com"
-    tmp = stage(dynamic, dynamic_toml(routers, origin_port, probes=k))
+    if mode == "file":
+        target = dynamic
+        tmp = stage(dynamic, dynamic_toml(routers, origin_port, probes=k))
+    else:
+        target = os.path.join(os.path.dirname(dynamic), f"probe-{k}.toml")
+        tmp = stage(target, probe_toml(k, origin_port))
     conns = []
     row = {"probe": host}
     try:
@@ -242,7 +264,7 @@ def one_round(server, dynamic, origin_port, routers, k):
         polls = 0
         pending = list(range(CONNS))
         t0 = time.monotonic()
-        os.rename(tmp, dynamic)
+        os.rename(tmp, target)
         deadline = t0 + POLL_TIMEOUT_S
         slowest = 0.0     # the longest single request while polling: a stalled worker
         stale = 0         # 404s to requests sent after another connection had seen 200
@@ -292,10 +314,10 @@ def _rss(server):
     return server.group().rss_kib(), server.controlplane().rss_kib()
 
 
-def measure_size(tmp, origin_port, binary, routers, started):
-    row = {"routers": routers}
+def measure_size(tmp, origin_port, binary, routers, started, mode="file"):
+    row = {"routers": routers, "mode": mode}
     try:
-        server, dynamic, startup_ms = _start(tmp, origin_port, binary, routers, started)
+        server, dynamic, startup_ms = _start(tmp, origin_port, binary, routers, started, mode)
     except (servers.StartError, OSError) as e:
         row.update(error=str(e), flagged=True)
         return row, None
@@ -306,7 +328,7 @@ def measure_size(tmp, origin_port, binary, routers, started):
     row["dataplane_rss_kib"], row["controlplane_rss_kib"] = _rss(server)
     rounds = []
     for k in range(1, ROUNDS + 1):
-        r = one_round(server, dynamic, origin_port, routers, k)
+        r = one_round(server, dynamic, origin_port, routers, k, mode)
         rounds.append(r)
         log(f"  round {k}: " + (f"live on all {CONNS} connections after {r['all_ms']:.1f} ms "
                                 f"(first {r['first_ms']:.1f} ms, {r['polls']} polls, "
@@ -376,6 +398,14 @@ def run(tmp, origin_port, binary, started):
                 log(f"  data plane {i['dataplane_cpu_ms_per_s']} ms/s, control plane "
                     f"{i['controlplane_cpu_ms_per_s']} ms/s")
             server.stop()
+    routers = SIZES[-1]
+    log(f"reconfig: {routers:,} routers in a watched directory, one new file per round")
+    row, server = measure_size(tmp, origin_port, binary, routers, started, mode="directory")
+    if row.get("error"):
+        log(f"  ERROR {row['error'].splitlines()[0]}")
+    result["directory"] = row
+    if server is not None:
+        server.stop()
     by = {r["routers"]: r for r in result["sizes"] if r.get("dataplane_rss_kib")}
     lo, hi = SIZES[0], SIZES[-1]
     if lo in by and hi in by:

@@ -228,8 +228,13 @@ def _reconfig_section(rc):
         "| RSS MiB after the reloads (data / control) | errors |",
         "|--:|--:|--:|--:|--:|---|--:|--:|--:|--:|--:|--:|---|",
     ]
-    for r in rc["sizes"]:
+    rows = list(rc["sizes"])
+    if rc.get("directory"):
+        rows.append(rc["directory"])
+    for r in rows:
         name = f"{r['routers']:,}"
+        if r.get("mode") == "directory":
+            name += " (directory: one new file per round)"
         if r.get("flagged"):
             name = f"{FLAG} {name}"
         err = f"{FLAG} {r['error'].splitlines()[0][:80]}" if r.get("error") else "0"

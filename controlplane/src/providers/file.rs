@@ -6,64 +6,143 @@ use super::ProviderEvent;
 use crate::aggregator::ProviderConfig;
 use notify::{RecursiveMode, Watcher};
 use ringway_shared::config::{parse_dynamic, ConfigErrors, DynamicConfig, FileProvider, Format};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tokio::sync::mpsc;
 
 pub const PROVIDER: &str = "file";
 
-/// How long a burst of file events (an editor's temp file, write and rename) is coalesced.
-const SETTLE: Duration = Duration::from_millis(10);
+/// A burst of file events (an editor's temp file, truncate, write and rename) is coalesced
+/// until it has been quiet this long...
+const SETTLE: Duration = Duration::from_millis(3);
+/// ...or for at most this long, so that a file rewritten without pause still reloads.
+const SETTLE_MAX: Duration = Duration::from_millis(50);
 
 /// Reads and merges the configured file or directory.
 pub fn load_file_provider(cfg: &FileProvider) -> Result<DynamicConfig, ConfigErrors> {
-    let mut files = Vec::new();
-    if let Some(f) = &cfg.filename {
-        files.push(f.clone());
+    ParseCache::default().load(cfg)
+}
+
+/// Each file's last text and what it parsed to. A reload parses only the files whose text
+/// changed: adding one file to a directory of 10,000 routers costs that file, not all of them.
+#[derive(Default)]
+pub struct ParseCache {
+    files: HashMap<PathBuf, (String, Result<DynamicConfig, ConfigErrors>)>,
+    /// Whether a load has completed with every file read (so "nothing changed" means
+    /// something).
+    complete: bool,
+}
+
+impl ParseCache {
+    /// Reads and merges the configured file or directory, reusing unchanged files' parses.
+    pub fn load(&mut self, cfg: &FileProvider) -> Result<DynamicConfig, ConfigErrors> {
+        self.load_inner(cfg, true)
+            .unwrap_or_else(|| unreachable!("a forced load always yields"))
     }
-    if let Some(d) = &cfg.directory {
-        collect(d, &mut files).map_err(|e| {
-            ConfigErrors::one(
-                d.display().to_string(),
-                format!("cannot read directory: {e}"),
-            )
-        })?;
+
+    /// As [`ParseCache::load`], but `None` when no file was added, removed or changed since
+    /// the last load (the events of a temp file, of our own reads, of a `touch`).
+    pub fn load_if_changed(
+        &mut self,
+        cfg: &FileProvider,
+    ) -> Option<Result<DynamicConfig, ConfigErrors>> {
+        self.load_inner(cfg, false)
     }
-    if files.is_empty() && cfg.filename.is_none() && cfg.directory.is_none() {
-        return Err(ConfigErrors::one(
-            "providers.file",
-            "either filename or directory must be set",
-        ));
-    }
-    files.sort();
-    let mut merged = DynamicConfig::default();
-    let mut errors = Vec::new();
-    for f in &files {
-        let source = f.display().to_string();
-        let format = Format::from_path(f).unwrap_or(Format::Toml);
-        let text = match std::fs::read_to_string(f) {
-            Ok(t) => t,
+
+    fn load_inner(
+        &mut self,
+        cfg: &FileProvider,
+        force: bool,
+    ) -> Option<Result<DynamicConfig, ConfigErrors>> {
+        let result = self.refresh(cfg);
+        match result {
+            Ok((files, changed)) if changed || force || !self.complete => Some(self.merge(&files)),
+            Ok(_) => None,
             Err(e) => {
-                errors.push(ringway_shared::config::ConfigError::new(
-                    source,
-                    format!("cannot read: {e}"),
-                ));
-                continue;
+                self.complete = false;
+                Some(Err(e))
             }
-        };
-        match parse_dynamic(&source, &text, format) {
-            Ok(cfg) => {
-                if let Err(e) = merged.merge(cfg) {
-                    errors.extend(e);
-                }
-            }
-            Err(e) => errors.extend(e),
         }
     }
-    if errors.is_empty() {
-        Ok(merged)
-    } else {
-        Err(ConfigErrors(errors))
+
+    /// Lists the files, re-reads them, and re-parses those whose text changed. Returns the
+    /// sorted list and whether anything changed.
+    fn refresh(&mut self, cfg: &FileProvider) -> Result<(Vec<PathBuf>, bool), ConfigErrors> {
+        let mut files = Vec::new();
+        if let Some(f) = &cfg.filename {
+            files.push(f.clone());
+        }
+        if let Some(d) = &cfg.directory {
+            collect(d, &mut files).map_err(|e| {
+                ConfigErrors::one(
+                    d.display().to_string(),
+                    format!("cannot read directory: {e}"),
+                )
+            })?;
+        }
+        if files.is_empty() && cfg.filename.is_none() && cfg.directory.is_none() {
+            return Err(ConfigErrors::one(
+                "providers.file",
+                "either filename or directory must be set",
+            ));
+        }
+        files.sort();
+        let before = self.files.len();
+        self.files
+            .retain(|path, _| files.binary_search(path).is_ok());
+        let mut changed = self.files.len() != before;
+        let mut unreadable = Vec::new();
+        for f in &files {
+            let text = match std::fs::read_to_string(f) {
+                Ok(t) => t,
+                Err(e) => {
+                    self.files.remove(f);
+                    unreadable.push(ringway_shared::config::ConfigError::new(
+                        f.display().to_string(),
+                        format!("cannot read: {e}"),
+                    ));
+                    continue;
+                }
+            };
+            if self.files.get(f).is_some_and(|(old, _)| *old == text) {
+                continue;
+            }
+            changed = true;
+            let source = f.display().to_string();
+            let format = Format::from_path(f).unwrap_or(Format::Toml);
+            let parsed = parse_dynamic(&source, &text, format);
+            self.files.insert(f.clone(), (text, parsed));
+        }
+        if !unreadable.is_empty() {
+            return Err(ConfigErrors(unreadable));
+        }
+        Ok((files, changed))
+    }
+
+    /// Merges the cached parses of `files`, in order.
+    fn merge(&mut self, files: &[PathBuf]) -> Result<DynamicConfig, ConfigErrors> {
+        self.complete = true;
+        let mut merged = DynamicConfig::default();
+        let mut errors = Vec::new();
+        for f in files {
+            let Some((_, parsed)) = self.files.get(f) else {
+                continue;
+            };
+            match parsed {
+                Ok(cfg) => {
+                    if let Err(e) = merged.merge(cfg.clone()) {
+                        errors.extend(e);
+                    }
+                }
+                Err(e) => errors.extend(e.0.iter().cloned()),
+            }
+        }
+        if errors.is_empty() {
+            Ok(merged)
+        } else {
+            Err(ConfigErrors(errors))
+        }
     }
 }
 
@@ -88,15 +167,15 @@ fn collect(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
 /// Loads once, then (if `watch`) reloads on every change, sending each new view. Returns when
 /// the receiver is gone (or after the first load when not watching).
 pub async fn run_file_provider(cfg: FileProvider, tx: mpsc::Sender<ProviderEvent>) {
-    let mut last: Option<DynamicConfig> = None;
+    let mut cache = ParseCache::default();
     if !cfg.watch {
-        send_if_changed(&cfg, &tx, &mut last).await;
+        send_if_changed(&cfg, &mut cache, &tx).await;
         return;
     }
     // Watch before the first load, so that a change made meanwhile is not missed.
     let (ev_tx, mut ev_rx) = mpsc::unbounded_channel::<()>();
     let _watcher = watch(&cfg, ev_tx);
-    if !send_if_changed(&cfg, &tx, &mut last).await {
+    if !send_if_changed(&cfg, &mut cache, &tx).await {
         return;
     }
     loop {
@@ -105,10 +184,20 @@ pub async fn run_file_provider(cfg: FileProvider, tx: mpsc::Sender<ProviderEvent
                 if ev.is_none() {
                     return; // no watcher: nothing more will change
                 }
-                // Coalesce the burst (an editor's temp file, write, rename).
-                tokio::time::sleep(SETTLE).await;
-                while ev_rx.try_recv().is_ok() {}
-                if !send_if_changed(&cfg, &tx, &mut last).await {
+                // Coalesce the burst (an editor's temp file, write, rename): a file read
+                // between its truncation and its write would look empty.
+                let until = tokio::time::Instant::now() + SETTLE_MAX;
+                loop {
+                    tokio::time::sleep(SETTLE).await;
+                    let mut more = false;
+                    while ev_rx.try_recv().is_ok() {
+                        more = true;
+                    }
+                    if !more || tokio::time::Instant::now() >= until {
+                        break;
+                    }
+                }
+                if !send_if_changed(&cfg, &mut cache, &tx).await {
                     return;
                 }
             }
@@ -170,21 +259,16 @@ fn is_change(event: &notify::Event) -> bool {
 /// the receiver is gone.
 async fn send_if_changed(
     cfg: &FileProvider,
+    cache: &mut ParseCache,
     tx: &mpsc::Sender<ProviderEvent>,
-    last: &mut Option<DynamicConfig>,
 ) -> bool {
-    let event = match load_file_provider(cfg) {
-        Ok(config) => {
-            if last.as_ref() == Some(&config) {
-                return true;
-            }
-            *last = Some(config.clone());
-            ProviderEvent::Config(Box::new(ProviderConfig {
-                provider: PROVIDER.to_string(),
-                config,
-            }))
-        }
-        Err(error) => ProviderEvent::Error {
+    let event = match cache.load_if_changed(cfg) {
+        None => return true,
+        Some(Ok(config)) => ProviderEvent::Config(Box::new(ProviderConfig {
+            provider: PROVIDER.to_string(),
+            config,
+        })),
+        Some(Err(error)) => ProviderEvent::Error {
             provider: PROVIDER.to_string(),
             error,
         },

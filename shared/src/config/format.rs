@@ -27,6 +27,16 @@ impl Format {
     pub fn parse_tree(self, text: &str) -> Result<Node, String> {
         match self {
             Format::Toml => {
+                // The fast path: the parser's borrowed tree straight into nodes, without
+                // building `toml::Value`s first (a 10,000-router file: ~2x faster). Anything
+                // it does not take (a syntax error, an integer out of range) goes the slow
+                // way, which words the error.
+                if let Some(node) = toml::de::DeTable::parse(text)
+                    .ok()
+                    .and_then(|t| Node::from_toml_table(t.get_ref()))
+                {
+                    return Ok(node);
+                }
                 let value: toml::Table = toml::from_str(text).map_err(|e| {
                     let at = e
                         .span()
@@ -96,6 +106,53 @@ mod tests {
             .parse_tree("a: 1\n b: 2\n  - c\n")
             .expect_err("bad");
         assert!(err.starts_with("YAML syntax error at line"), "{err}");
+    }
+
+    /// The fast path gives exactly the tree of the `toml::Value` path, and leaves what only
+    /// the slow path words (errors, out-of-range numbers) to it.
+    #[test]
+    fn fast_toml_path_matches_the_value_path() {
+        let docs = [
+            "",
+            "a = 1\nb = 0x1F\nc = 0o17\nd = 0b101\ne = 1_000\nf = +3",
+            "x = 1.0\ny = 1e3\nz = -0.5\nw = inf\nv = -inf\nn = 6.02e-23",
+            "t = true\nf = false\nd = 1979-05-27T07:32:00Z\nl = 1979-05-27\ntm = 07:32:00",
+            "s = \"esc \\\" \\u00e9 \\n\"\nl = 'lit\\n'\nm = \"\"\"\nmulti\nline\"\"\"",
+            "[http.routers.r]\nrule = \"Host(`a`)\"\nentryPoints = [\"web\", \"websecure\"]\n\
+             [http.routers.r.tls]\n[[http.services.s.loadBalancer.servers]]\nurl = \"http://a\"\n\
+             [[http.services.s.loadBalancer.servers]]\nurl = \"http://b\"\n",
+            "a.b.c = 1\na.d = { e = [1, [2, 3], { f = 'g' }] }\n\"quoted key\" = 2\n",
+            "[z]\nk = 1\n[a]\nk = 2\n[m.x]\n[m.a]\n",
+        ];
+        for doc in docs {
+            let slow = Node::from_toml(&toml::Value::Table(
+                toml::from_str::<toml::Table>(doc).expect("valid"),
+            ));
+            let fast = toml::de::DeTable::parse(doc)
+                .ok()
+                .and_then(|t| Node::from_toml_table(t.get_ref()));
+            assert_eq!(fast.as_ref(), Some(&slow), "{doc}");
+        }
+        // What the slow path refuses, the fast one refuses too.
+        for bad in [
+            "c = -0o17",
+            "a = 1\na = 2",
+            "[t]\n[t]",
+            "a = 0777",
+            "a = 1.",
+            "k = \"\\q\"",
+        ] {
+            assert!(toml::from_str::<toml::Table>(bad).is_err(), "{bad}");
+            assert!(toml::de::DeTable::parse(bad).is_err(), "{bad}");
+        }
+        // Beyond 64 bits: the fast path declines, the slow one says why.
+        let big = "a = 99999999999999999999";
+        assert!(toml::de::DeTable::parse(big)
+            .ok()
+            .and_then(|t| Node::from_toml_table(t.get_ref()))
+            .is_none());
+        let err = Format::Toml.parse_tree(big).expect_err("out of range");
+        assert!(err.contains("line 1"), "{err}");
     }
 
     #[test]

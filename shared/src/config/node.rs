@@ -129,6 +129,42 @@ impl Node {
         }
     }
 
+    /// Converts the parser's borrowed tree, leaves printed as [`Node::from_toml`] prints
+    /// them; `None` where a value is not valid TOML after all (an integer beyond 64 bits, a
+    /// float that overflows), so that the caller reports it.
+    pub fn from_toml_table(table: &toml::de::DeTable<'_>) -> Option<Node> {
+        let mut entries = Vec::with_capacity(table.len());
+        for (k, v) in table {
+            entries.push((k.get_ref().to_string(), Node::from_toml_value(v.get_ref())?));
+        }
+        Some(Node::Map(entries))
+    }
+
+    fn from_toml_value(value: &toml::de::DeValue<'_>) -> Option<Node> {
+        use toml::de::DeValue;
+        Some(match value {
+            DeValue::String(s) => Node::Leaf(s.to_string()),
+            DeValue::Integer(i) => {
+                Node::Leaf(i64::from_str_radix(i.as_str(), i.radix()).ok()?.to_string())
+            }
+            DeValue::Float(f) => {
+                let v: f64 = f.as_str().parse().ok()?;
+                if v.is_infinite() && !f.as_str().contains("inf") {
+                    return None;
+                }
+                Node::Leaf(v.to_string())
+            }
+            DeValue::Boolean(b) => Node::Leaf(b.to_string()),
+            DeValue::Datetime(d) => Node::Leaf(d.to_string()),
+            DeValue::Array(a) => Node::List(
+                a.iter()
+                    .map(|v| Node::from_toml_value(v.get_ref()))
+                    .collect::<Option<_>>()?,
+            ),
+            DeValue::Table(t) => Node::from_toml_table(t)?,
+        })
+    }
+
     /// Converts a parsed YAML document (merge keys `<<` must already be applied). A YAML
     /// null becomes an empty leaf: "present, with defaults" where a section is expected.
     pub fn from_yaml(value: &serde_norway::Value) -> Node {

@@ -1,0 +1,65 @@
+//! The stages of a configuration change at 10,000 routers, each timed on its own: the file
+//! provider's parse of the dynamic TOML, the control plane's aggregation into a `TableSpec`,
+//! the IPC encoding (ipc-channel uses bincode) and the data plane's compile. Their sum bounds
+//! "a change live on every worker" (`loadtests/run --only reconfig` measures it end to end).
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use ringway_controlplane::aggregator::{resolve, ProviderConfig};
+use ringway_shared::config::{parse_dynamic, Format, StaticConfig};
+use ringway_shared::table::{RouteTable, TableSpec};
+use std::hint::black_box;
+use std::net::SocketAddr;
+
+// As in the binary: the allocator is part of what a reload costs.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn dynamic_toml(routers: usize) -> String {
+    let mut s = String::new();
+    for i in 0..routers {
+        s.push_str(&format!(
+            "[http.routers.r{i}]\nrule = \"Host(`svc{i}.example.com`) && PathPrefix(`/api`)\"\n\
+             service = \"s{i}\"\n\n[http.services.s{i}.loadBalancer]\n\
+             servers = [{{ url = \"http://127.0.0.1:9000\" }}]\n\n"
+        ));
+    }
+    s
+}
+
+fn no_dns(host: &str, _port: u16) -> Result<Vec<SocketAddr>, String> {
+    Err(format!("no DNS in benches ({host})"))
+}
+
+fn stages(c: &mut Criterion) {
+    let n = 10_000;
+    let text = dynamic_toml(n);
+    let static_cfg = StaticConfig::from_args(&[]).expect("default static config");
+    let mut g = c.benchmark_group("reconfig_10k");
+    g.sample_size(10);
+    g.bench_function("parse_toml", |b| {
+        b.iter(|| parse_dynamic("bench.toml", black_box(&text), Format::Toml).expect("parses"))
+    });
+    let config = parse_dynamic("bench.toml", &text, Format::Toml).expect("parses");
+    let providers = vec![ProviderConfig {
+        provider: "file".into(),
+        config,
+    }];
+    g.bench_function("resolve", |b| {
+        b.iter(|| resolve(black_box(&providers), &static_cfg, &no_dns))
+    });
+    let table = resolve(&providers, &static_cfg, &no_dns).table;
+    assert_eq!(table.routers.len(), n);
+    g.bench_function("ipc_encode_decode", |b| {
+        b.iter(|| {
+            let bytes = bincode::serialize(black_box(&table)).expect("encodes");
+            bincode::deserialize::<TableSpec>(&bytes).expect("decodes")
+        })
+    });
+    g.bench_function("compile", |b| {
+        b.iter(|| RouteTable::compile(black_box(&table)).expect("compiles"))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, stages);
+criterion_main!(benches);
