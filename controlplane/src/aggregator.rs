@@ -187,7 +187,7 @@ pub fn resolve(
         for (name, r) in &p.config.http.routers {
             let qualified = qualify(name, &p.provider);
             let loc = location(&p.config, "http.routers", name, &p.provider);
-            let mut status = cx.router(&qualified, &p.provider, r, &loc, &mut out.warnings);
+            let mut status = cx.router(&qualified, &p.provider, r, loc, &mut out.warnings);
             if name.contains('@') {
                 status
                     .errors
@@ -195,7 +195,7 @@ pub fn resolve(
                 status.enabled = false;
             }
             for e in &status.errors {
-                out.errors.push(ConfigError::new(loc.clone(), e.clone()));
+                out.errors.push(ConfigError::new(loc, e.clone()));
             }
             if status.enabled {
                 if let Some(&id) = services.ids.get(&status.service) {
@@ -218,12 +218,43 @@ pub fn resolve(
 }
 
 /// Where an item was defined, for messages: `file.toml: http.routers.x`, or
-/// `provider docker: http.routers.x` when the provider gave no origin.
-fn location(cfg: &DynamicConfig, section: &str, name: &str, provider: &str) -> String {
-    let path = format!("{section}.{name}");
-    match cfg.origin(&path) {
-        Some(src) => format!("{src}: {path}"),
-        None => format!("provider {provider}: {path}"),
+/// `provider docker: http.routers.x` when the provider gave no origin. Written out only when
+/// a message needs it (10,000 routers without errors format nothing).
+#[derive(Debug, Clone, Copy)]
+pub struct Loc<'a> {
+    cfg: &'a DynamicConfig,
+    section: &'static str,
+    name: &'a str,
+    provider: &'a str,
+}
+
+fn location<'a>(
+    cfg: &'a DynamicConfig,
+    section: &'static str,
+    name: &'a str,
+    provider: &'a str,
+) -> Loc<'a> {
+    Loc {
+        cfg,
+        section,
+        name,
+        provider,
+    }
+}
+
+impl std::fmt::Display for Loc<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let path = format!("{}.{}", self.section, self.name);
+        match self.cfg.origin(&path) {
+            Some(src) => write!(f, "{src}: {path}"),
+            None => write!(f, "provider {}: {path}", self.provider),
+        }
+    }
+}
+
+impl From<Loc<'_>> for String {
+    fn from(loc: Loc<'_>) -> String {
+        loc.to_string()
     }
 }
 
@@ -261,6 +292,57 @@ fn section_warnings(p: &ProviderConfig, warnings: &mut Vec<ConfigError>) {
     }
 }
 
+/// Whether an HTTP rule parses and compiles, remembered across resolutions: a change to one
+/// router of 10,000 re-checks one rule. Bounded: two generations of at most 100,000 rules.
+fn check_http_rule(rule_text: &str) -> Result<(), String> {
+    static CHECKED: std::sync::Mutex<Option<RuleChecks>> = std::sync::Mutex::new(None);
+    let known = CHECKED
+        .lock()
+        .ok()
+        .and_then(|mut g| g.get_or_insert_with(RuleChecks::default).get(rule_text));
+    if let Some(result) = known {
+        return result;
+    }
+    let result = rule::parse(rule_text)
+        .and_then(|e| e.check_kind(RuleKind::Http).map(|()| e))
+        .and_then(|e| rule::CompiledRule::new(&e).map(drop))
+        .map_err(|e| e.to_string());
+    if let Ok(mut g) = CHECKED.lock() {
+        g.get_or_insert_with(RuleChecks::default)
+            .insert(rule_text, result.clone());
+    }
+    result
+}
+
+/// Two generations of checked rules: lookups promote from the previous one, and a full
+/// current generation becomes the previous one (the older is dropped).
+#[derive(Default)]
+struct RuleChecks {
+    current: HashMap<String, Result<(), String>>,
+    previous: HashMap<String, Result<(), String>>,
+}
+
+impl RuleChecks {
+    /// Bound on remembered rules: past it, the older generation is dropped.
+    const MAX: usize = 200_000;
+
+    fn get(&mut self, rule_text: &str) -> Option<Result<(), String>> {
+        if let Some(r) = self.current.get(rule_text) {
+            return Some(r.clone());
+        }
+        let r = self.previous.remove(rule_text)?;
+        self.insert(rule_text, r.clone());
+        Some(r)
+    }
+
+    fn insert(&mut self, rule_text: &str, result: Result<(), String>) {
+        if self.current.len() >= Self::MAX / 2 {
+            self.previous = std::mem::take(&mut self.current);
+        }
+        self.current.insert(rule_text.to_string(), result);
+    }
+}
+
 struct RouterContext<'a> {
     service_ids: &'a HashMap<String, ServiceId>,
     /// Every provider's middlewares, qualified, with their type and what the data plane gets.
@@ -275,7 +357,7 @@ impl RouterContext<'_> {
         qualified: &str,
         provider: &str,
         r: &RouterConfig,
-        loc: &str,
+        loc: Loc<'_>,
         warnings: &mut Vec<ConfigError>,
     ) -> RouterStatus {
         // Every error but an unknown entry point disables the router.
@@ -303,13 +385,8 @@ impl RouterContext<'_> {
                 format!("ruleSyntax {syntax:?} is not supported (only v3)"),
             );
         } else {
-            match rule::parse(&r.rule).and_then(|e| e.check_kind(RuleKind::Http).map(|()| e)) {
-                Ok(expr) => {
-                    if let Err(e) = rule::CompiledRule::new(&expr) {
-                        fatal(&mut errors, format!("invalid rule: {e}"));
-                    }
-                }
-                Err(e) => fatal(&mut errors, format!("invalid rule: {e}")),
+            if let Err(e) = check_http_rule(&r.rule) {
+                fatal(&mut errors, format!("invalid rule: {e}"));
             }
         }
 

@@ -5,7 +5,9 @@ use crate::aggregator::{resolve, ProviderConfig};
 use crate::providers::{docker::run_docker_provider, file::run_file_provider, ProviderEvent};
 use ipc_channel::ipc::{self, IpcSender};
 use ringway_shared::config::static_config::StaticConfig;
-use ringway_shared::ipc::{ControlToData, DataToControl, PROTOCOL_VERSION, SERVER_ENV};
+use ringway_shared::ipc::{
+    ControlToData, DataToControl, TablePayload, PROTOCOL_VERSION, SERVER_ENV,
+};
 use ringway_shared::table::TableSpec;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -213,10 +215,18 @@ async fn main_loop(
                     generation,
                     routers = table.routers.len(),
                     services = table.services.len(),
+                    resolve_micros = last_resolved.map_or(0, |t| t.elapsed().as_micros() as u64),
                     "pushing configuration"
                 );
                 sent_times.insert(generation, Instant::now());
-                if to_data.send(ControlToData::Table(Box::new(table.clone()))).is_err() {
+                let payload = match TablePayload::encode(&table) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        tracing::error!(generation, error = %e, "keeping the last table");
+                        continue;
+                    }
+                };
+                if to_data.send(ControlToData::Table(payload)).is_err() {
                     tracing::error!("data plane is gone");
                     return;
                 }

@@ -6,7 +6,7 @@
 use crate::snapshot::{Published, TableSlot};
 use ipc_channel::ipc::{IpcOneShotServer, IpcReceiver, IpcSender};
 use ringway_shared::ipc::{ControlToData, DataToControl, PROTOCOL_VERSION, SERVER_ENV};
-use ringway_shared::table::RouteTable;
+use ringway_shared::table::{RouteTable, TableSpec};
 use rustls::sign::CertifiedKey;
 use std::process::{Child, Command};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -225,16 +225,10 @@ fn receive_tables(
     // no polling.
     loop {
         match receiver.recv() {
-            Ok(ControlToData::Table(spec)) => {
+            Ok(ControlToData::Table(payload)) => {
                 let received = Instant::now();
-                let generation = spec.generation;
-                let compiled = RouteTable::compile(&spec)
-                    .map_err(|e| e.to_string())
-                    .and_then(|table| {
-                        crate::tls::build(&spec.tls, generated)
-                            .map(|tls| Published { table, tls })
-                            .map_err(|e| e.to_string())
-                    });
+                let generation = payload.generation;
+                let compiled = payload.decode().and_then(|spec| compile(&spec, generated));
                 match compiled {
                     Ok(published) => {
                         let routers = published.table.routers_len();
@@ -276,4 +270,11 @@ fn reap(child: &mut Child) {
     }
     let _ = child.kill();
     let _ = child.wait();
+}
+
+/// The routes and TLS acceptor of a table, built off the workers.
+fn compile(spec: &TableSpec, generated: &Arc<CertifiedKey>) -> Result<Published, String> {
+    let table = RouteTable::compile(spec).map_err(|e| e.to_string())?;
+    let tls = crate::tls::build(&spec.tls, generated).map_err(|e| e.to_string())?;
+    Ok(Published { table, tls })
 }

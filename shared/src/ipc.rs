@@ -6,11 +6,11 @@
 //! types are additive; [`PROTOCOL_VERSION`] is checked in the handshake.
 
 use crate::table::TableSpec;
-use ipc_channel::ipc::IpcSender;
+use ipc_channel::ipc::{IpcSender, IpcSharedMemory};
 use serde::{Deserialize, Serialize};
 
 /// Bumped when a message changes incompatibly.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// Environment variable holding the one-shot server name for the control plane to connect to.
 pub const SERVER_ENV: &str = "RINGWAY_IPC_SERVER";
@@ -25,7 +25,7 @@ pub enum ControlToData {
         reply: IpcSender<DataToControl>,
     },
     /// A full routing table; replaces the previous one atomically on every worker.
-    Table(Box<TableSpec>),
+    Table(TablePayload),
 }
 
 /// Data plane → control plane.
@@ -44,4 +44,68 @@ pub enum DataToControl {
     Nack { generation: u64, error: String },
     /// The data plane is shutting down; the control plane exits.
     Shutdown,
+}
+
+/// A [`TableSpec`], encoded once into a shared-memory segment that travels as one file
+/// descriptor. At 10,000 routers the table is ~1.5 MB, which ipc-channel would otherwise copy
+/// through the socket in fragments (measured: ~15 ms of the ~45 ms from push to live).
+#[derive(Serialize, Deserialize)]
+pub struct TablePayload {
+    pub generation: u64,
+    bytes: IpcSharedMemory,
+}
+
+impl TablePayload {
+    pub fn encode(spec: &TableSpec) -> Result<TablePayload, String> {
+        let bytes =
+            bincode::serialize(spec).map_err(|e| format!("cannot encode the table: {e}"))?;
+        Ok(TablePayload {
+            generation: spec.generation,
+            bytes: IpcSharedMemory::from_bytes(&bytes),
+        })
+    }
+
+    pub fn decode(&self) -> Result<TableSpec, String> {
+        bincode::deserialize(&self.bytes).map_err(|e| format!("cannot decode the table: {e}"))
+    }
+}
+
+impl std::fmt::Debug for TablePayload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TablePayload")
+            .field("generation", &self.generation)
+            .field("bytes", &self.bytes.len())
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::table::{RouterSpec, ServiceId};
+
+    #[test]
+    fn tables_round_trip_through_shared_memory() {
+        let mut spec = TableSpec {
+            generation: 7,
+            ..TableSpec::default()
+        };
+        spec.routers.push(RouterSpec {
+            name: "r@file".into(),
+            entry_points: vec!["web".into()],
+            rule: "Host(`a`)".into(),
+            priority: 9,
+            service: ServiceId(0),
+            tls: false,
+            middlewares: Vec::new(),
+        });
+        let payload = TablePayload::encode(&spec).expect("encodes");
+        assert_eq!(payload.generation, 7);
+        let (tx, rx) = ipc_channel::ipc::channel::<ControlToData>().expect("channel");
+        tx.send(ControlToData::Table(payload)).expect("sends");
+        match rx.recv().expect("receives") {
+            ControlToData::Table(p) => assert_eq!(p.decode().expect("decodes"), spec),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
 }

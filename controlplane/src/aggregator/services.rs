@@ -15,7 +15,7 @@ pub(super) struct RawService<'a> {
     pub provider: &'a str,
     pub config: &'a ServiceConfig,
     /// `file.toml: http.services.x`.
-    pub location: String,
+    pub location: super::Loc<'a>,
 }
 
 /// Services validated and numbered.
@@ -44,14 +44,13 @@ impl Services {
                 errors: Vec::new(),
             };
             let mut fail = |status: &mut ServiceStatus, e: String| {
-                out.errors
-                    .push(ConfigError::new(svc.location.clone(), e.clone()));
+                out.errors.push(ConfigError::new(svc.location, e.clone()));
                 status.errors.push(e);
             };
             let kind = match kind_of(svc.config) {
                 Ok((kind, warnings)) => {
                     for w in warnings {
-                        out.warnings.push(ConfigError::new(svc.location.clone(), w));
+                        out.warnings.push(ConfigError::new(svc.location, w));
                     }
                     kind
                 }

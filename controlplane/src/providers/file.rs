@@ -262,7 +262,14 @@ async fn send_if_changed(
     cache: &mut ParseCache,
     tx: &mpsc::Sender<ProviderEvent>,
 ) -> bool {
-    let event = match cache.load_if_changed(cfg) {
+    let started = std::time::Instant::now();
+    let loaded = cache.load_if_changed(cfg);
+    tracing::debug!(
+        micros = started.elapsed().as_micros() as u64,
+        changed = loaded.is_some(),
+        "file provider: files read"
+    );
+    let event = match loaded {
         None => return true,
         Some(Ok(config)) => ProviderEvent::Config(Box::new(ProviderConfig {
             provider: PROVIDER.to_string(),

@@ -200,7 +200,10 @@ fn reloads_reparse_only_changed_files_and_skip_no_change() {
     fs::write(dir.path().join("b.toml"), SERVICE).expect("write");
     let cfg = dir_cfg(dir.path());
     let mut cache = ParseCache::default();
-    let first = cache.load_if_changed(&cfg).expect("first load").expect("valid");
+    let first = cache
+        .load_if_changed(&cfg)
+        .expect("first load")
+        .expect("valid");
     assert!(first.http.routers.contains_key("r"));
     // Our own reads, a touch, a temp file being written: nothing to send.
     assert!(cache.load_if_changed(&cfg).is_none());
@@ -212,13 +215,19 @@ fn reloads_reparse_only_changed_files_and_skip_no_change() {
         "[http.routers.q]\nrule = \"Path(`/q`)\"\nservice = \"s\"\n",
     )
     .expect("write");
-    let next = cache.load_if_changed(&cfg).expect("changed").expect("valid");
+    let next = cache
+        .load_if_changed(&cfg)
+        .expect("changed")
+        .expect("valid");
     assert!(next.http.routers.contains_key("r") && next.http.routers.contains_key("q"));
     // A file broken, then restored: the error, then the good view again.
     fs::write(dir.path().join("c.toml"), "not = [valid").expect("write");
     assert!(cache.load_if_changed(&cfg).expect("changed").is_err());
     assert!(cache.load_if_changed(&cfg).is_none());
     fs::remove_file(dir.path().join("c.toml")).expect("remove");
-    let back = cache.load_if_changed(&cfg).expect("changed").expect("valid");
+    let back = cache
+        .load_if_changed(&cfg)
+        .expect("changed")
+        .expect("valid");
     assert_eq!(back, first);
 }
