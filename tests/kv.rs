@@ -1,0 +1,614 @@
+//! End to end: the KV providers against real stores (Debian's redis-server and etcd, started
+//! here on free loopback ports with their data in temp dirs). A dynamic file synced into the
+//! store routes like the file provider; key changes are live through watches (latency
+//! printed); a store restart mid-traffic fails no request; a malformed key is named and the
+//! rest keeps working; `kv sync --dry-run` shows the diff; `kv export` round-trips; the lock
+//! passes from a dead holder to a waiting contender.
+
+mod support;
+
+use ringway_controlplane::kv::lock::{acquire, KvLock};
+use ringway_controlplane::kv::{provider_from_url, KvClient};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+use support::{free_port, http_get, wait_routed, wait_until, Origin, Ringway, StopOnDrop, TestDir};
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Kind {
+    Redis,
+    Etcd,
+}
+
+/// A store process of our own; killed on drop.
+struct Store {
+    kind: Kind,
+    port: u16,
+    peer_port: u16,
+    dir: TestDir,
+    child: Option<Child>,
+}
+
+impl Store {
+    fn start(kind: Kind) -> Store {
+        let mut s = Store {
+            kind,
+            port: free_port(),
+            peer_port: free_port(),
+            dir: TestDir::new(match kind {
+                Kind::Redis => "redis",
+                Kind::Etcd => "etcd",
+            }),
+            child: None,
+        };
+        s.spawn();
+        s
+    }
+
+    fn spawn(&mut self) {
+        let port = self.port.to_string();
+        let mut cmd = match self.kind {
+            Kind::Redis => {
+                let mut c = Command::new("redis-server");
+                // Append-only with fsync per write: the data survives the restart test.
+                c.args(["--port", &port, "--bind", "127.0.0.1", "--save", ""])
+                    .args(["--appendonly", "yes", "--appendfsync", "always"])
+                    .arg("--dir")
+                    .arg(self.dir.path());
+                c
+            }
+            Kind::Etcd => {
+                let client = format!("http://127.0.0.1:{}", self.port);
+                let peer = format!("http://127.0.0.1:{}", self.peer_port);
+                let mut c = Command::new("etcd");
+                c.args(["--name", "t"])
+                    .arg("--data-dir")
+                    .arg(self.dir.join("data"))
+                    .args([
+                        "--listen-client-urls",
+                        &client,
+                        "--advertise-client-urls",
+                        &client,
+                    ])
+                    .args([
+                        "--listen-peer-urls",
+                        &peer,
+                        "--initial-advertise-peer-urls",
+                        &peer,
+                    ])
+                    .args(["--initial-cluster", &format!("t={peer}")])
+                    .args([
+                        "--listen-metrics-urls",
+                        &format!("http://127.0.0.1:{}", free_port()),
+                    ]);
+                c
+            }
+        };
+        let log = std::fs::File::create(self.dir.join("store.log")).expect("store log");
+        let child = cmd
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("{:?} is installed by scripts/test: {e}", self.kind));
+        self.child = Some(child);
+        let url = self.url();
+        assert!(
+            wait_until(Duration::from_secs(20), || block_on(async {
+                match KvClient::connect(&provider_from_url(&url, None).expect("url")).await {
+                    Ok(mut c) => c.list("traefik/").await.is_ok(),
+                    Err(_) => false,
+                }
+            })),
+            "{:?} did not start on port {}",
+            self.kind,
+            self.port
+        );
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    fn url(&self) -> String {
+        match self.kind {
+            Kind::Redis => format!("redis://127.0.0.1:{}", self.port),
+            Kind::Etcd => format!("etcd://127.0.0.1:{}", self.port),
+        }
+    }
+
+    fn provider_flags(&self, root: &str) -> Vec<String> {
+        let name = match self.kind {
+            Kind::Redis => "redis",
+            Kind::Etcd => "etcd",
+        };
+        vec![
+            format!("--providers.{name}.endpoints=127.0.0.1:{}", self.port),
+            format!("--providers.{name}.rootKey={root}"),
+        ]
+    }
+
+    /// Writes keys directly (one transaction), as another tool would.
+    fn put(&self, pairs: &[(&str, &str)]) {
+        let pairs: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let url = self.url();
+        block_on(async {
+            let mut c = KvClient::connect(&provider_from_url(&url, None).expect("url"))
+                .await
+                .expect("connect");
+            c.apply(&pairs, &[]).await.expect("put");
+        });
+    }
+
+    fn list(&self, prefix: &str) -> Vec<(String, String)> {
+        let url = self.url();
+        block_on(async {
+            let mut c = KvClient::connect(&provider_from_url(&url, None).expect("url"))
+                .await
+                .expect("connect");
+            c.list(prefix).await.expect("list")
+        })
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(f)
+}
+
+fn kv(args: &[&str]) -> (bool, String, String) {
+    let (status, out, err) = Ringway::run(args, Duration::from_secs(30));
+    (status.success(), out, err)
+}
+
+fn dynamic(a: &Origin, b: &Origin) -> String {
+    format!(
+        "[http.routers.a]\nrule = \"Host(`a.test`)\"\nentryPoints = [\"web\"]\nservice = \"a\"\n\
+         [http.routers.b]\nrule = \"Host(`b.test`) && PathPrefix(`/api`)\"\nservice = \"b\"\n\
+         [http.routers.r]\nrule = \"Host(`r.test`)\"\nservice = \"a\"\nmiddlewares = [\"tohttps\"]\n\
+         [http.middlewares.tohttps.redirectScheme]\nscheme = \"https\"\npermanent = true\n\
+         [http.services.a.loadBalancer]\nservers = [{{ url = \"{}\" }}]\n\
+         [http.services.b.loadBalancer]\nservers = [{{ url = \"{}\" }}]\n",
+        a.url(),
+        b.url()
+    )
+}
+
+fn start_ringway(extra: &[String]) -> (Ringway, SocketAddr) {
+    let port = free_port();
+    let mut args = vec![
+        format!("--entrypoints.web.address=127.0.0.1:{port}"),
+        "--dataplane.workers=1".to_string(),
+        "--log.level=info".to_string(),
+    ];
+    args.extend_from_slice(extra);
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+    (Ringway::start(&args), addr)
+}
+
+/// (status, origin, location) of `GET path` with `Host: host`.
+fn answer(addr: SocketAddr, host: &str, path: &str) -> (u16, Option<String>, String) {
+    match http_get(addr, host, path) {
+        Ok(r) => (
+            r.status,
+            r.origin().map(str::to_string),
+            r.header("location").unwrap_or_default().to_string(),
+        ),
+        Err(e) => (0, None, e.to_string()),
+    }
+}
+
+/// Polls without sleeping until `host` reaches `origin`; the time it took.
+fn time_until_routed(addr: SocketAddr, r: &Ringway, host: &str, origin: &str) -> Duration {
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(10) {
+        if answer(addr, host, "/").1.as_deref() == Some(origin) {
+            return start.elapsed();
+        }
+    }
+    panic!("{host} never reached {origin}\n{}", r.logs());
+}
+
+fn layout_round_trip_and_watch(kind: Kind) {
+    let store = Store::start(kind);
+    let (a, b, c) = (Origin::start("a"), Origin::start("b"), Origin::start("c"));
+    let dir = TestDir::new("kv-sync");
+    let file = dir.join("dynamic.toml");
+    std::fs::write(&file, dynamic(&a, &b)).expect("write");
+    let file_s = file.display().to_string();
+
+    // The file, synced into the store.
+    let url = store.url();
+    let (ok, out, err) = kv(&["kv", "sync", "--endpoint", &url, &file_s]);
+    assert!(ok, "sync failed: {out}{err}");
+    assert!(
+        out.contains("+ traefik/http/routers/r/middlewares/0 = tohttps"),
+        "{out}"
+    );
+    assert!(store
+        .list("traefik/")
+        .iter()
+        .any(|(k, v)| k == "traefik/http/services/a/loadBalancer/servers/0/url" && *v == a.url()));
+
+    // The same routes through the store as through the file provider.
+    let (by_file, file_addr) = start_ringway(&[format!("--providers.file.filename={file_s}")]);
+    let (by_kv, kv_addr) = start_ringway(&store.provider_flags("traefik"));
+    wait_routed(
+        file_addr,
+        &by_file,
+        Duration::from_secs(15),
+        "a.test",
+        "/",
+        "a",
+    );
+    wait_routed(kv_addr, &by_kv, Duration::from_secs(15), "a.test", "/", "a");
+    for (host, path) in [
+        ("a.test", "/"),
+        ("b.test", "/api/x"),
+        ("b.test", "/other"),
+        ("r.test", "/x"),
+        ("c.test", "/"),
+    ] {
+        let want = answer(file_addr, host, path);
+        let got = answer(kv_addr, host, path);
+        assert_eq!(got, want, "{host}{path}: kv vs file\n{}", by_kv.logs());
+    }
+    assert_eq!(answer(kv_addr, "b.test", "/api/x").1.as_deref(), Some("b"));
+    assert_eq!(answer(kv_addr, "r.test", "/x").2, "https://r.test/x");
+    drop(by_file);
+
+    // A key written by another tool is live at once: measure it.
+    store.put(&[
+        ("traefik/http/routers/c/rule", "Host(`c.test`)"),
+        ("traefik/http/routers/c/service", "c"),
+        (
+            "traefik/http/services/c/loadBalancer/servers/0/url",
+            &c.url(),
+        ),
+    ]);
+    let added = time_until_routed(kv_addr, &by_kv, "c.test", "c");
+    store.put(&[("traefik/http/routers/c/rule", "Host(`c2.test`)")]);
+    let changed = time_until_routed(kv_addr, &by_kv, "c2.test", "c");
+    println!("{kind:?} watch latency (write acknowledged -> routed through ringway): add {added:?}, change {changed:?}");
+
+    // A malformed value and a malformed key: named, left out; the rest keeps working.
+    store.put(&[
+        ("traefik/http/routers/bad/rule", "Host(`bad.test`)"),
+        ("traefik/http/routers/bad/priority", "high"),
+        ("traefik/http/routers/c/service/oops", "x"),
+    ]);
+    let name = if kind == Kind::Redis { "redis" } else { "etcd" };
+    assert!(
+        wait_until(Duration::from_secs(10), || by_kv.logs().contains(&format!(
+            "{name} key traefik/http/routers/bad/priority: invalid integer \"high\""
+        ))),
+        "the bad key is not named\n{}",
+        by_kv.logs()
+    );
+    assert!(
+        by_kv
+            .logs()
+            .contains(&format!("{name} key traefik/http/routers/c/service/oops")),
+        "{}",
+        by_kv.logs()
+    );
+    store.put(&[
+        ("traefik/http/routers/d/rule", "Host(`d.test`)"),
+        ("traefik/http/routers/d/service", "a"),
+    ]);
+    time_until_routed(kv_addr, &by_kv, "d.test", "a");
+    assert_eq!(answer(kv_addr, "a.test", "/").1.as_deref(), Some("a"));
+    assert_eq!(answer(kv_addr, "bad.test", "/").0, 404);
+
+    // Dry run: the diff against the file, nothing written.
+    let (ok, out, err) = kv(&["kv", "sync", "--dry-run", "--endpoint", &url, &file_s]);
+    assert!(ok, "{out}{err}");
+    assert!(
+        out.contains("- traefik/http/routers/bad/priority\n"),
+        "{out}"
+    );
+    assert!(out.contains("- traefik/http/routers/d/rule\n"), "{out}");
+    assert!(out.contains("dry run: 0 to add, 0 to change, "), "{out}");
+    assert!(store
+        .list("traefik/")
+        .iter()
+        .any(|(k, _)| k == "traefik/http/routers/d/rule"));
+
+    // The real sync deletes what the file does not have, in one transaction.
+    std::fs::write(&file, dynamic(&a, &c)).expect("write");
+    let (ok, out, err) = kv(&["kv", "sync", "--endpoint", &url, &file_s]);
+    assert!(ok, "{out}{err}");
+    assert!(
+        out.contains(&format!(
+            "~ traefik/http/services/b/loadBalancer/servers/0/url: {} -> {}",
+            b.url(),
+            c.url()
+        )),
+        "{out}"
+    );
+    let keys = store.list("traefik/");
+    assert!(
+        !keys
+            .iter()
+            .any(|(k, _)| k.starts_with("traefik/http/routers/d/") || k.contains("/bad/")),
+        "{keys:?}"
+    );
+    assert!(wait_until(Duration::from_secs(5), || answer(
+        kv_addr, "d.test", "/"
+    )
+    .0 == 404));
+    assert!(wait_until(Duration::from_secs(5), || answer(
+        kv_addr, "b.test", "/api"
+    )
+    .1
+    .as_deref()
+        == Some("c")));
+
+    // Export, then sync the export back: nothing to change.
+    for ext in ["yaml", "toml"] {
+        let out_file = dir.join(&format!("export.{ext}"));
+        let out_s = out_file.display().to_string();
+        let (ok, out, err) = kv(&["kv", "export", "--endpoint", &url, "--output", &out_s]);
+        assert!(ok, "{out}{err}");
+        let (ok, out, err) = kv(&["kv", "sync", "--dry-run", "--endpoint", &url, &out_s]);
+        assert!(ok, "{out}{err}");
+        assert!(
+            out.contains("dry run: 0 to add, 0 to change, 0 to delete"),
+            "{ext}: {out}\n{}",
+            std::fs::read_to_string(&out_file).unwrap_or_default()
+        );
+    }
+}
+
+#[test]
+fn redis_layout_round_trip_watch_and_sync() {
+    layout_round_trip_and_watch(Kind::Redis);
+}
+
+#[test]
+fn etcd_layout_round_trip_watch_and_sync() {
+    layout_round_trip_and_watch(Kind::Etcd);
+}
+
+fn restart_mid_traffic(kind: Kind) {
+    let mut store = Store::start(kind);
+    let (a, b) = (Origin::start("a"), Origin::start("b"));
+    let dir = TestDir::new("kv-restart");
+    let file = dir.join("dynamic.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "http:\n  routers:\n    a:\n      rule: Host(`a.test`)\n      service: a\n  services:\n    a:\n      loadBalancer:\n        servers:\n          - url: {}\n",
+            a.url()
+        ),
+    )
+    .expect("write");
+    let url = store.url();
+    let (ok, out, err) = kv(&[
+        "kv",
+        "sync",
+        "--endpoint",
+        &url,
+        "--root-key",
+        "edge",
+        &file.display().to_string(),
+    ]);
+    assert!(ok, "{out}{err}");
+    let (r, addr) = start_ringway(&store.provider_flags("edge"));
+    wait_routed(addr, &r, Duration::from_secs(15), "a.test", "/", "a");
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let _stop_guard = StopOnDrop(stop.clone());
+    let (sent, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let traffic = {
+        let (stop, sent, failed) = (stop.clone(), sent.clone(), failed.clone());
+        thread::spawn(move || {
+            let mut failures = Vec::new();
+            while !stop.load(Ordering::SeqCst) {
+                sent.fetch_add(1, Ordering::SeqCst);
+                let got = answer(addr, "a.test", "/");
+                if got.0 != 200 || got.1.as_deref() != Some("a") {
+                    failed.fetch_add(1, Ordering::SeqCst);
+                    failures.push(format!("{got:?}"));
+                }
+                thread::sleep(Duration::from_millis(2));
+            }
+            failures
+        })
+    };
+    thread::sleep(Duration::from_millis(200));
+    store.stop();
+    let name = if kind == Kind::Redis { "redis" } else { "etcd" };
+    assert!(
+        wait_until(Duration::from_secs(10), || r
+            .logs()
+            .contains("store unreachable")),
+        "the outage is not logged\n{}",
+        r.logs()
+    );
+    thread::sleep(Duration::from_millis(500)); // traffic while the store is down
+    store.spawn();
+    // After the reconnect (a full resync, notifications/watch set up again), a change applies.
+    store.put(&[
+        ("edge/http/routers/b/rule", "Host(`b.test`)"),
+        ("edge/http/routers/b/service", "b"),
+        ("edge/http/services/b/loadBalancer/servers/0/url", &b.url()),
+    ]);
+    wait_routed(addr, &r, Duration::from_secs(15), "b.test", "/", "b");
+    stop.store(true, Ordering::SeqCst);
+    let failures = traffic.join().expect("traffic thread");
+    let sent = sent.load(Ordering::SeqCst);
+    println!(
+        "{kind:?} restart: {sent} requests during the outage and reconnect, {} failed",
+        failures.len()
+    );
+    assert!(sent > 50, "too little traffic to show anything: {sent}");
+    assert!(
+        failures.is_empty(),
+        "requests failed while {name} restarted: {failures:?}\n{}",
+        r.logs()
+    );
+    let logs = r.logs();
+    assert_eq!(
+        logs.matches("store unreachable").count(),
+        1,
+        "the outage is logged once\n{logs}"
+    );
+}
+
+#[test]
+fn redis_restart_mid_traffic_fails_no_request() {
+    restart_mid_traffic(Kind::Redis);
+}
+
+#[test]
+fn etcd_restart_mid_traffic_fails_no_request() {
+    restart_mid_traffic(Kind::Etcd);
+}
+
+fn lock_passes_from_dead_holder(kind: Kind) {
+    let store = Store::start(kind);
+    let cfg = provider_from_url(&store.url(), None).expect("url");
+    block_on(async {
+        let mut holder = KvClient::connect(&cfg).await.expect("connect");
+        let mut waiter = KvClient::connect(&cfg).await.expect("connect");
+        let ttl = Duration::from_secs(1);
+        let first = holder
+            .try_acquire("order/a.test", ttl)
+            .await
+            .expect("acquire")
+            .expect("free lock");
+        assert!(
+            waiter
+                .try_acquire("order/a.test", ttl)
+                .await
+                .expect("try")
+                .is_none(),
+            "two holders"
+        );
+        assert!(
+            holder.renew(&first).await.expect("renew"),
+            "the holder lost its lease"
+        );
+        // Another name is independent.
+        let other = waiter
+            .try_acquire("order/b.test", ttl)
+            .await
+            .expect("try")
+            .expect("free lock");
+        waiter.release(other).await.expect("release");
+        // The holder dies: no renew, no release, its connection gone.
+        drop(holder);
+        let started = Instant::now();
+        let second = acquire(&mut waiter, "order/a.test", ttl, Duration::from_secs(10))
+            .await
+            .expect("acquire")
+            .expect("the lease never expired");
+        let took = started.elapsed();
+        println!("{kind:?} lock: taken over {took:?} after the holder died (lease {ttl:?})");
+        assert!(
+            second.token > first.token,
+            "fencing token did not grow: {} then {}",
+            first.token,
+            second.token
+        );
+        let mut late = KvClient::connect(&cfg).await.expect("connect");
+        assert!(
+            !late.renew(&first).await.expect("renew"),
+            "a dead holder renewed a lease it lost"
+        );
+        waiter.release(second).await.expect("release");
+        let third = late
+            .try_acquire("order/a.test", ttl)
+            .await
+            .expect("try")
+            .expect("released lock is free");
+        assert!(third.token > first.token);
+        late.release(third).await.expect("release");
+    });
+}
+
+#[test]
+fn redis_lock_passes_from_dead_holder() {
+    lock_passes_from_dead_holder(Kind::Redis);
+}
+
+#[test]
+fn etcd_lock_passes_from_dead_holder() {
+    lock_passes_from_dead_holder(Kind::Etcd);
+}
+
+#[test]
+fn kv_lines_format_and_bad_input() {
+    let store = Store::start(Kind::Redis);
+    let dir = TestDir::new("kv-lines");
+    let lines = dir.join("seed.txt");
+    std::fs::write(&lines, "# seed 002 bootstrap\ntraefik/http/routers/r/rule,Host(`a`) || Host(`b`)\nhttp/routers/r/service,s\ntraefik/http/services/s/loadBalancer/servers/0/url,http://127.0.0.1:1\n").expect("write");
+    let url = store.url();
+    let (ok, out, err) = kv(&[
+        "kv",
+        "sync",
+        "--endpoint",
+        &url,
+        &lines.display().to_string(),
+    ]);
+    assert!(ok, "{out}{err}");
+    let keys = store.list("traefik/");
+    assert!(
+        keys.contains(&(
+            "traefik/http/routers/r/rule".into(),
+            "Host(`a`) || Host(`b`)".into()
+        )),
+        "{keys:?}"
+    );
+    assert!(
+        keys.contains(&("traefik/http/routers/r/service".into(), "s".into())),
+        "{keys:?}"
+    );
+
+    // A bad file is refused with its key named, and nothing is written.
+    std::fs::write(&lines, "http/routers/r/priority,high\n").expect("write");
+    let (ok, out, err) = kv(&[
+        "kv",
+        "sync",
+        "--endpoint",
+        &url,
+        &lines.display().to_string(),
+    ]);
+    assert!(!ok, "{out}");
+    assert!(
+        err.contains("key traefik/http/routers/r/priority: invalid integer \"high\""),
+        "{err}"
+    );
+    assert_eq!(store.list("traefik/"), keys);
+    let (ok, _, err) = kv(&[
+        "kv",
+        "sync",
+        "--endpoint",
+        "http://127.0.0.1:1",
+        &lines.display().to_string(),
+    ]);
+    assert!(!ok && err.contains("unsupported endpoint"), "{err}");
+    // An unreachable store is an error naming it, not a hang.
+    let dead = format!("redis://127.0.0.1:{}", free_port());
+    let (ok, _, err) = kv(&["kv", "export", "--endpoint", &dead]);
+    assert!(!ok && err.contains("cannot connect to 127.0.0.1:"), "{err}");
+    let _ = TcpStream::connect(("127.0.0.1", store.port));
+}
