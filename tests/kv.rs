@@ -26,6 +26,7 @@ enum Kind {
 /// A store process of our own; killed on drop.
 struct Store {
     kind: Kind,
+    extra: Vec<String>,
     port: u16,
     peer_port: u16,
     dir: TestDir,
@@ -34,8 +35,16 @@ struct Store {
 
 impl Store {
     fn start(kind: Kind) -> Store {
-        let mut s = Store {
+        let mut s = Store::new(kind, &[]);
+        s.spawn();
+        s
+    }
+
+    /// Not started yet: `spawn` starts it.
+    fn new(kind: Kind, extra: &[&str]) -> Store {
+        Store {
             kind,
+            extra: extra.iter().map(|a| a.to_string()).collect(),
             port: free_port(),
             peer_port: free_port(),
             dir: TestDir::new(match kind {
@@ -43,9 +52,7 @@ impl Store {
                 Kind::Etcd => "etcd",
             }),
             child: None,
-        };
-        s.spawn();
-        s
+        }
     }
 
     fn spawn(&mut self) {
@@ -87,6 +94,7 @@ impl Store {
                 c
             }
         };
+        cmd.args(&self.extra);
         let log = std::fs::File::create(self.dir.join("store.log")).expect("store log");
         let child = cmd
             .stdout(Stdio::null())
@@ -611,4 +619,143 @@ fn kv_lines_format_and_bad_input() {
     let (ok, _, err) = kv(&["kv", "export", "--endpoint", &dead]);
     assert!(!ok && err.contains("cannot connect to 127.0.0.1:"), "{err}");
     let _ = TcpStream::connect(("127.0.0.1", store.port));
+}
+
+#[test]
+fn redis_without_keyspace_notifications_is_polled() {
+    // A managed Redis that refuses CONFIG: the provider polls instead.
+    let mut store = Store::new(Kind::Redis, &["--rename-command", "CONFIG", ""]);
+    store.spawn();
+    let a = Origin::start("a");
+    let (r, addr) = start_ringway(&store.provider_flags("traefik"));
+    assert!(
+        wait_until(Duration::from_secs(15), || r
+            .logs()
+            .contains("configuration read in full")),
+        "{}",
+        r.logs()
+    );
+    store.put(&[
+        ("traefik/http/routers/a/rule", "Host(`a.test`)"),
+        ("traefik/http/routers/a/service", "a"),
+        (
+            "traefik/http/services/a/loadBalancer/servers/0/url",
+            &a.url(),
+        ),
+    ]);
+    let took = time_until_routed(addr, &r, "a.test", "a");
+    println!("Redis poll mode: routed {took:?} after the write");
+    assert!(
+        r.logs().contains("refuses CONFIG SET; polling every 50 ms"),
+        "{}",
+        r.logs()
+    );
+}
+
+#[test]
+fn store_down_at_start_then_up_and_several_instances_agree() {
+    let mut store = Store::new(Kind::Redis, &[]);
+    let (a, b) = (Origin::start("a"), Origin::start("b"));
+    let dir = TestDir::new("kv-start");
+    let file = dir.join("file.yaml");
+    std::fs::write(
+        &file,
+        format!("http:\n  routers:\n    f:\n      rule: Host(`f.test`)\n      service: f\n  services:\n    f:\n      loadBalancer:\n        servers:\n          - url: {}\n", a.url()),
+    )
+    .expect("write");
+    // The store is down: the file's routes go live anyway.
+    let mut flags = store.provider_flags("traefik");
+    flags.push(format!("--providers.file.filename={}", file.display()));
+    let (first, first_addr) = start_ringway(&flags);
+    wait_routed(
+        first_addr,
+        &first,
+        Duration::from_secs(15),
+        "f.test",
+        "/",
+        "a",
+    );
+    assert!(
+        first.logs().contains("store unreachable"),
+        "{}",
+        first.logs()
+    );
+
+    // The store comes up with a configuration: picked up by the reconnect.
+    store.spawn();
+    store.put(&[
+        ("traefik/http/routers/k/rule", "Host(`k.test`)"),
+        ("traefik/http/routers/k/service", "k"),
+        (
+            "traefik/http/services/k/loadBalancer/servers/0/url",
+            &b.url(),
+        ),
+    ]);
+    wait_routed(
+        first_addr,
+        &first,
+        Duration::from_secs(15),
+        "k.test",
+        "/",
+        "b",
+    );
+    assert_eq!(answer(first_addr, "f.test", "/").1.as_deref(), Some("a"));
+
+    // A second instance on the same store serves the same; a change reaches both.
+    let (second, second_addr) = start_ringway(&store.provider_flags("traefik"));
+    wait_routed(
+        second_addr,
+        &second,
+        Duration::from_secs(15),
+        "k.test",
+        "/",
+        "b",
+    );
+    store.put(&[("traefik/http/routers/k/rule", "Host(`k2.test`)")]);
+    time_until_routed(first_addr, &first, "k2.test", "b");
+    time_until_routed(second_addr, &second, "k2.test", "b");
+}
+
+#[test]
+fn kv_sync_watch_follows_the_file() {
+    let store = Store::start(Kind::Etcd);
+    let dir = TestDir::new("kv-watch");
+    let file = dir.join("dynamic.yml");
+    let write = |rule: &str| {
+        std::fs::write(
+            &file,
+            format!("http:\n  routers:\n    r:\n      rule: {rule}\n      service: s\n  services:\n    s:\n      loadBalancer:\n        servers:\n          - url: http://127.0.0.1:1\n"),
+        )
+        .expect("write")
+    };
+    write("Host(`one.test`)");
+    let sync = Ringway::start(&[
+        "kv".to_string(),
+        "sync".into(),
+        "--watch".into(),
+        "--endpoint".into(),
+        store.url(),
+        file.display().to_string(),
+    ]);
+    let rule = || {
+        store
+            .list("traefik/")
+            .into_iter()
+            .find(|(k, _)| k == "traefik/http/routers/r/rule")
+            .map(|(_, v)| v)
+    };
+    assert!(
+        wait_until(Duration::from_secs(15), || rule().as_deref()
+            == Some("Host(`one.test`)")),
+        "first sync\n{}",
+        sync.logs()
+    );
+    write("Host(`two.test`)");
+    assert!(
+        wait_until(Duration::from_secs(15), || rule().as_deref()
+            == Some("Host(`two.test`)")),
+        "re-sync on change\n{}",
+        sync.logs()
+    );
+    assert!(sync.is_running(), "{}", sync.logs());
 }

@@ -106,6 +106,7 @@ async fn main_loop(
         tokio::spawn(crate::providers::kv::run_kv_provider(
             redis,
             events_tx.clone(),
+            generation == 0,
         ));
     }
     if let Some(etcd) = cfg.providers.etcd.clone() {
@@ -113,6 +114,7 @@ async fn main_loop(
         tokio::spawn(crate::providers::kv::run_kv_provider(
             etcd,
             events_tx.clone(),
+            generation == 0,
         ));
     }
     drop(events_tx);

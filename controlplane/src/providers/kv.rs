@@ -148,7 +148,12 @@ fn error_key(source: &str, root: &str, unit: &[String], e: &ConfigError) -> Stri
 /// Runs a KV provider until the receiver is gone: connect, watch, read everything, send the
 /// view when it changed; on a store failure keep the last view, reconnect with backoff and
 /// read everything again. State changes (up, down) are logged once each.
-pub async fn run_kv_provider(cfg: KvProvider, tx: mpsc::Sender<ProviderEvent>) {
+///
+/// `fresh`: the data plane serves no table yet. Then a store that cannot be reached at
+/// start counts as empty, so that the other providers' routes go live meanwhile; otherwise
+/// (a restarted control plane) nothing is reported until the store has been read, and the
+/// data plane keeps serving what it has.
+pub async fn run_kv_provider(cfg: KvProvider, tx: mpsc::Sender<ProviderEvent>, fresh: bool) {
     let name = cfg.kind.name();
     let mut state = State {
         last: None,
@@ -166,6 +171,21 @@ pub async fn run_kv_provider(cfg: KvProvider, tx: mpsc::Sender<ProviderEvent>) {
         match result {
             Ok(()) => return, // the runtime is gone
             Err(e) => {
+                if fresh && state.last.is_none() {
+                    tracing::warn!(
+                        provider = name,
+                        "the store cannot be read yet; the other providers' routes apply meanwhile"
+                    );
+                    let empty = DynamicConfig::default();
+                    state.last = Some(empty.clone());
+                    let event = ProviderEvent::Config(Box::new(ProviderConfig {
+                        provider: name.to_string(),
+                        config: empty,
+                    }));
+                    if tx.send(event).await.is_err() {
+                        return;
+                    }
+                }
                 if state.connected || !down_logged {
                     tracing::error!(provider = name, endpoints = ?cfg.endpoints, error = %e, "store unreachable; keeping the last good configuration, reconnecting");
                     down_logged = true;
