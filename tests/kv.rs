@@ -759,3 +759,142 @@ fn kv_sync_watch_follows_the_file() {
     );
     assert!(sync.is_running(), "{}", sync.logs());
 }
+
+#[test]
+fn redis_over_mutual_tls() {
+    use ringway_shared::config::static_config::KvTls;
+    let dir = TestDir::new("redis-tls");
+    // One CA signs the server and the client certificates.
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    // Distinct subjects: OpenSSL takes a leaf whose issuer equals its subject as self-signed.
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "ringway test CA");
+    ca_params.key_usages = vec![
+        rcgen::KeyUsagePurpose::KeyCertSign,
+        rcgen::KeyUsagePurpose::DigitalSignature,
+    ];
+    let ca =
+        rcgen::CertifiedIssuer::self_signed(ca_params, rcgen::KeyPair::generate().expect("key"))
+            .expect("ca");
+    std::fs::write(dir.join("ca.pem"), ca.pem()).expect("write");
+    let write_cert = |name: &str, sans: &[&str]| {
+        let key = rcgen::KeyPair::generate().expect("key");
+        let mut params =
+            rcgen::CertificateParams::new(sans.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+                .expect("params");
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, name);
+        let c = params.signed_by(&key, &ca).expect("cert");
+        std::fs::write(dir.join(&format!("{name}.pem")), c.pem()).expect("write");
+        std::fs::write(dir.join(&format!("{name}.key")), key.serialize_pem()).expect("write");
+    };
+    write_cert("server", &["127.0.0.1"]);
+    write_cert("client", &["ringway-client"]);
+    let port = free_port();
+    let path = |n: &str| dir.join(n).display().to_string();
+    let mut redis = Command::new("redis-server")
+        .args([
+            "--port",
+            "0",
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .args(["--tls-port", &port.to_string()])
+        .args([
+            "--tls-cert-file",
+            &path("server.pem"),
+            "--tls-key-file",
+            &path("server.key"),
+        ])
+        .args([
+            "--tls-ca-cert-file",
+            &path("ca.pem"),
+            "--tls-auth-clients",
+            "yes",
+        ])
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("redis-server is installed by scripts/test");
+    struct Kill<'a>(&'a mut Child);
+    impl Drop for Kill<'_> {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _kill = Kill(&mut redis);
+    let tls = KvTls {
+        ca: Some(dir.join("ca.pem")),
+        cert: Some(dir.join("client.pem")),
+        key: Some(dir.join("client.key")),
+        insecure_skip_verify: false,
+    };
+    let mut cfg = provider_from_url(&format!("redis://127.0.0.1:{port}"), None).expect("url");
+    cfg.tls = Some(tls.clone());
+    let a = Origin::start("a");
+    let pairs = vec![
+        (
+            "traefik/http/routers/a/rule".to_string(),
+            "Host(`a.test`)".to_string(),
+        ),
+        (
+            "traefik/http/routers/a/service".to_string(),
+            "a".to_string(),
+        ),
+        (
+            "traefik/http/services/a/loadBalancer/servers/0/url".to_string(),
+            a.url(),
+        ),
+    ];
+    let mut last = String::new();
+    let written = wait_until(Duration::from_secs(15), || {
+        let r = block_on(async {
+            let mut c = KvClient::connect(&cfg).await?;
+            c.apply(&pairs, &[]).await
+        });
+        r.map_err(|e| last = e.to_string()).is_ok()
+    });
+    assert!(written, "cannot write to redis over TLS: {last}");
+    // Without a client certificate the server refuses us.
+    let mut no_cert = cfg.clone();
+    no_cert.tls = Some(KvTls {
+        cert: None,
+        key: None,
+        ..tls
+    });
+    let refused = block_on(async {
+        match KvClient::connect(&no_cert).await {
+            Ok(mut c) => c.list("traefik/").await.is_err(),
+            Err(_) => true,
+        }
+    });
+    assert!(refused, "redis accepted a client without certificate");
+
+    let (r, addr) = start_ringway(&[
+        format!("--providers.redis.endpoints=127.0.0.1:{port}"),
+        format!("--providers.redis.tls.ca={}", path("ca.pem")),
+        format!("--providers.redis.tls.cert={}", path("client.pem")),
+        format!("--providers.redis.tls.key={}", path("client.key")),
+    ]);
+    wait_routed(addr, &r, Duration::from_secs(15), "a.test", "/", "a");
+    block_on(async {
+        let mut c = KvClient::connect(&cfg).await.expect("connect");
+        c.apply(
+            &[(
+                "traefik/http/routers/a/rule".into(),
+                "Host(`b.test`)".into(),
+            )],
+            &[],
+        )
+        .await
+        .expect("put");
+    });
+    time_until_routed(addr, &r, "b.test", "a");
+}
