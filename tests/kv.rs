@@ -542,6 +542,19 @@ fn lock_passes_from_dead_holder(kind: Kind) {
             !late.renew(&first).await.expect("renew"),
             "a dead holder renewed a lease it lost"
         );
+        // Fencing: the old holder's write is refused, the new holder's goes through.
+        assert!(!late
+            .put_if_held(&first, "ringway-test/cert", "old")
+            .await
+            .expect("put"));
+        assert!(waiter
+            .put_if_held(&second, "ringway-test/cert", "new")
+            .await
+            .expect("put"));
+        assert_eq!(
+            late.list("ringway-test/").await.expect("list"),
+            [("ringway-test/cert".to_string(), "new".to_string())]
+        );
         waiter.release(second).await.expect("release");
         let third = late
             .try_acquire("order/a.test", ttl)
@@ -884,6 +897,23 @@ fn redis_over_mutual_tls() {
         format!("--providers.redis.tls.key={}", path("client.key")),
     ]);
     wait_routed(addr, &r, Duration::from_secs(15), "a.test", "/", "a");
+    let url = format!("redis://127.0.0.1:{port}");
+    let (ok, out, err) = kv(&[
+        "kv",
+        "export",
+        "--endpoint",
+        &url,
+        "--tls.ca",
+        &path("ca.pem"),
+        "--tls.cert",
+        &path("client.pem"),
+        "--tls.key",
+        &path("client.key"),
+    ]);
+    assert!(
+        ok && out.contains("Host(`a.test`)"),
+        "export over TLS: {out}{err}"
+    );
     block_on(async {
         let mut c = KvClient::connect(&cfg).await.expect("connect");
         c.apply(

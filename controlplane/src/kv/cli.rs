@@ -5,7 +5,7 @@ use super::layout::{lists_restored, pairs_from_tree, parse_key_value_lines, tree
 use super::{provider_from_url, KvClient, KvError};
 use crate::providers::kv::decode;
 use notify::{RecursiveMode, Watcher};
-use ringway_shared::config::static_config::KvProvider;
+use ringway_shared::config::static_config::{KvProvider, KvTls};
 use ringway_shared::config::{DynamicConfig, Format, Node};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -16,7 +16,8 @@ USAGE:
     ringway kv sync --endpoint URL [--root-key traefik] [--dry-run] [--watch] FILE
     ringway kv export --endpoint URL [--root-key traefik] [--format yaml|toml] [--output FILE]
 
-URL is redis://[user:password@]host:port[/db] or etcd://[user:password@]host:port.
+URL is redis://[user:password@]host:port[/db] or etcd://[user:password@]host:port; TLS with
+--tls.ca FILE [--tls.cert FILE --tls.key FILE] or --tls.insecureSkipVerify.
 FILE is a Traefik dynamic configuration (.toml, .yml, .yaml) or `key,value` lines (any other
 extension). sync writes it under the root key and deletes the keys there that FILE does not
 have, in one transaction; --dry-run prints the changes only; --watch syncs again on every
@@ -34,6 +35,7 @@ struct Options {
     format: Option<String>,
     output: Option<PathBuf>,
     file: Option<PathBuf>,
+    tls: Option<KvTls>,
 }
 
 /// Runs `ringway kv ...`; returns the exit code (0 ok, 1 failure, 2 usage).
@@ -54,7 +56,10 @@ pub fn run(args: &[String]) -> i32 {
         return 2;
     };
     let store = match provider_from_url(endpoint, opts.root_key.as_deref()) {
-        Ok(s) => s,
+        Ok(s) => KvProvider {
+            tls: opts.tls.clone(),
+            ..s
+        },
         Err(e) => {
             eprintln!("ringway kv: {e}");
             return 2;
@@ -103,6 +108,7 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
         format: None,
         output: None,
         file: None,
+        tls: None,
     };
     let mut it = args.iter();
     while let Some(arg) = it.next() {
@@ -121,6 +127,16 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
             "--root-key" | "--rootKey" | "--rootkey" => o.root_key = Some(value(flag)?),
             "--format" => o.format = Some(value(flag)?),
             "--output" | "-o" => o.output = Some(PathBuf::from(value(flag)?)),
+            "--tls.ca" => o.tls.get_or_insert_with(KvTls::default).ca = Some(value(flag)?.into()),
+            "--tls.cert" => {
+                o.tls.get_or_insert_with(KvTls::default).cert = Some(value(flag)?.into())
+            }
+            "--tls.key" => o.tls.get_or_insert_with(KvTls::default).key = Some(value(flag)?.into()),
+            "--tls.insecureSkipVerify" | "--tls.insecureskipverify" => {
+                o.tls
+                    .get_or_insert_with(KvTls::default)
+                    .insecure_skip_verify = true
+            }
             "--dry-run" => o.dry_run = true,
             "--watch" => o.watch = true,
             f if f.starts_with('-') && f.len() > 1 => return Err(format!("unknown flag {f:?}")),

@@ -40,6 +40,14 @@ pub trait KvLock {
     fn renew(&mut self, lease: &Lease) -> impl Future<Output = Result<bool, KvError>> + Send;
     /// Gives the lock up (no effect when it was lost already).
     fn release(&mut self, lease: Lease) -> impl Future<Output = Result<(), KvError>> + Send;
+    /// Writes `key` only while `lease` still holds the lock, atomically with that check (the
+    /// fencing a holder that stalled past its lease needs); false when the lock was lost.
+    fn put_if_held(
+        &mut self,
+        lease: &Lease,
+        key: &str,
+        value: &str,
+    ) -> impl Future<Output = Result<bool, KvError>> + Send;
 }
 
 /// Tries to acquire `name` until `wait` has passed, polling a few times per lease.
@@ -78,6 +86,8 @@ const REDIS_ACQUIRE: &str = "if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', 
      return redis.call('INCR', KEYS[2]) end return 0";
 const REDIS_RENEW: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then \
      return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0";
+const REDIS_PUT_IF_HELD: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then \
+     redis.call('SET', KEYS[2], ARGV[2]) return 1 end return 0";
 const REDIS_RELEASE: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then \
      return redis.call('DEL', KEYS[1]) end return 0";
 
@@ -201,6 +211,42 @@ impl KvLock for KvClient {
                     }
                 }
                 Ok(())
+            }
+        }
+    }
+
+    async fn put_if_held(
+        &mut self,
+        lease: &Lease,
+        key: &str,
+        value: &str,
+    ) -> Result<bool, KvError> {
+        let lock_key = format!("{LOCK_PREFIX}{}", lease.name);
+        match self {
+            KvClient::Redis(c) => {
+                let reply = c
+                    .call(&[
+                        "EVAL",
+                        REDIS_PUT_IF_HELD,
+                        "2",
+                        &lock_key,
+                        key,
+                        &lease.owner,
+                        value,
+                    ])
+                    .await?;
+                match reply {
+                    Resp::Int(n) => Ok(n == 1),
+                    other => Err(server_error("EVAL", other)),
+                }
+            }
+            KvClient::Etcd(c) => {
+                let txn = json!({
+                    "compare": [{ "key": b64(&lock_key), "target": "VALUE", "value": b64(&lease.owner), "result": "EQUAL" }],
+                    "success": [{ "request_put": { "key": b64(key), "value": b64(value) } }],
+                });
+                let reply = c.post("/v3/kv/txn", txn).await?;
+                Ok(reply.get("succeeded").and_then(serde_json::Value::as_bool) == Some(true))
             }
         }
     }

@@ -12,7 +12,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 /// Keys per MGET and per SCAN step.
 const BATCH: usize = 500;
 /// With no notification for this long the subscription is checked with a PING.
-const PING_EVERY: Duration = Duration::from_secs(5);
+const PING_EVERY: Duration = Duration::from_secs(4);
 /// A PING unanswered for this long means the connection is dead.
 const PING_TIMEOUT: Duration = Duration::from_secs(3);
 /// The poll interval when the server refuses keyspace notifications.

@@ -17,6 +17,12 @@ const MIN_BACKOFF: Duration = Duration::from_millis(50);
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
 /// How long a burst of change notifications (a `kv sync` transaction) is coalesced.
 const SETTLE: Duration = Duration::from_millis(3);
+/// With no change for this long the store is read again in full: a liveness check for a
+/// server that stopped answering, and a safety net for changes that send no notification
+/// (Redis `FLUSHDB`).
+const RESYNC_EVERY: Duration = Duration::from_secs(5);
+/// How long a full read may take before the connection counts as dead.
+const READ_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Decodes the pairs under `root` into a dynamic configuration. Items (a router, a service,
 /// a middleware, a TLS option, …) that do not decode are left out and reported by key.
@@ -232,12 +238,16 @@ async fn session(
                 changed?;
                 tokio::time::sleep(SETTLE).await;
                 watch.drain().await?;
-                let pairs = client.list(&prefix).await?;
-                if !publish(cfg, tx, &pairs, state).await {
-                    return Ok(());
-                }
             }
+            _ = tokio::time::sleep(RESYNC_EVERY) => {}
             _ = tx.closed() => return Ok(()),
+        }
+        let pairs = match tokio::time::timeout(READ_TIMEOUT, client.list(&prefix)).await {
+            Ok(pairs) => pairs?,
+            Err(_) => return Err(KvError::Protocol("a full read timed out".into())),
+        };
+        if !publish(cfg, tx, &pairs, state).await {
+            return Ok(());
         }
     }
 }
