@@ -325,6 +325,22 @@ fn layout_round_trip_and_watch(kind: Kind) {
     assert_eq!(answer(kv_addr, "a.test", "/").1.as_deref(), Some("a"));
     assert_eq!(answer(kv_addr, "bad.test", "/").0, 404);
 
+    // `ringway check` reads the store too and names the bad keys.
+    let mut check_args = vec![
+        "check".to_string(),
+        "--entrypoints.web.address=127.0.0.1:0".into(),
+    ];
+    check_args.extend(store.provider_flags("traefik"));
+    let (status, out, err) = Ringway::run(&check_args, Duration::from_secs(30));
+    assert!(!status.success(), "check passed a bad key: {out}{err}");
+    assert!(
+        err.contains(&format!(
+            "{name} key traefik/http/routers/bad/priority: invalid integer"
+        )),
+        "{err}"
+    );
+    assert!(out.contains("routers"), "{out}");
+
     // Dry run: the diff against the file, nothing written.
     let (ok, out, err) = kv(&["kv", "sync", "--dry-run", "--endpoint", &url, &file_s]);
     assert!(ok, "{out}{err}");

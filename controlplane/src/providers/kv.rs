@@ -61,6 +61,20 @@ pub fn decode(
     }
 }
 
+/// Reads the store once (for `ringway check`): the decoded view and the key errors.
+pub fn load_once(cfg: &KvProvider) -> Result<(DynamicConfig, Vec<ConfigError>), KvError> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let pairs = rt.block_on(async {
+        let mut client = KvClient::connect(cfg).await?;
+        tokio::time::timeout(READ_TIMEOUT, client.list(&format!("{}/", cfg.root_key)))
+            .await
+            .map_err(|_| KvError::Protocol("a full read timed out".into()))?
+    })?;
+    Ok(decode(cfg.kind.name(), &cfg.root_key, &pairs))
+}
+
 /// The paths of the decodable units: `[section, kind, name]` (`http`, `routers`, `web`), or
 /// shorter where the tree stops (a value at `http/routers`, an unknown section).
 fn units(tree: &Node) -> Vec<Vec<String>> {
