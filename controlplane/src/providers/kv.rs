@@ -191,6 +191,12 @@ pub async fn run_kv_provider(cfg: KvProvider, tx: mpsc::Sender<ProviderEvent>, f
         match result {
             Ok(()) => return, // the runtime is gone
             Err(e) => {
+                if state.connected || !down_logged {
+                    tracing::error!(provider = name, endpoints = ?cfg.endpoints, error = %e, "store unreachable; keeping the last good configuration, reconnecting");
+                    down_logged = true;
+                } else {
+                    tracing::debug!(provider = name, error = %e, "store still unreachable");
+                }
                 if fresh && state.last.is_none() {
                     tracing::warn!(
                         provider = name,
@@ -205,12 +211,6 @@ pub async fn run_kv_provider(cfg: KvProvider, tx: mpsc::Sender<ProviderEvent>, f
                     if tx.send(event).await.is_err() {
                         return;
                     }
-                }
-                if state.connected || !down_logged {
-                    tracing::error!(provider = name, endpoints = ?cfg.endpoints, error = %e, "store unreachable; keeping the last good configuration, reconnecting");
-                    down_logged = true;
-                } else {
-                    tracing::debug!(provider = name, error = %e, "store still unreachable");
                 }
             }
         }
