@@ -945,3 +945,91 @@ fn redis_over_mutual_tls() {
     });
     time_until_routed(addr, &r, "b.test", "a");
 }
+
+fn lock_across_processes(kind: Kind) {
+    let store = Store::start(kind);
+    let url = store.url();
+    let token = |r: &Ringway| {
+        r.stdout()
+            .lines()
+            .find_map(|l| l.strip_prefix("acquired certs/a.test token "))
+            .and_then(|t| t.trim().parse::<u64>().ok())
+    };
+    let holder = Ringway::start(&[
+        "kv",
+        "lock",
+        "--endpoint",
+        &url,
+        "--ttl",
+        "1s",
+        "certs/a.test",
+    ]);
+    let first = support::wait_for(Duration::from_secs(15), || token(&holder))
+        .unwrap_or_else(|| panic!("the holder did not get the lock\n{}", holder.logs()));
+    // Held elsewhere: exit 3 at once.
+    let (status, out, err) = Ringway::run(
+        &[
+            "kv",
+            "lock",
+            "--endpoint",
+            &url,
+            "certs/a.test",
+            "--",
+            "true",
+        ],
+        Duration::from_secs(30),
+    );
+    assert_eq!(status.code(), Some(3), "{out}{err}");
+    let waiter = Ringway::start(&[
+        "kv",
+        "lock",
+        "--endpoint",
+        &url,
+        "--ttl",
+        "1s",
+        "--wait",
+        "60s",
+        "certs/a.test",
+        "--",
+        "sh",
+        "-c",
+        "echo ran-under-lock",
+    ]);
+    // Longer than the lease: the holder's renewals keep the waiter out.
+    thread::sleep(Duration::from_millis(2500));
+    assert!(
+        token(&waiter).is_none() && waiter.is_running(),
+        "two holders\n{}",
+        waiter.logs()
+    );
+    let killed = Instant::now();
+    holder.signal(libc::SIGKILL);
+    let status = waiter
+        .wait_exit(Duration::from_secs(30))
+        .unwrap_or_else(|| panic!("the waiter never got the lock\n{}", waiter.logs()));
+    println!(
+        "{kind:?} lock across processes: taken over {:?} after SIGKILL of the holder (lease 1s)",
+        killed.elapsed()
+    );
+    assert!(status.success(), "{}", waiter.logs());
+    let second = token(&waiter).expect("token");
+    assert!(
+        second > first,
+        "fencing token did not grow: {first} then {second}"
+    );
+    assert!(
+        waiter.stdout().contains("ran-under-lock"),
+        "{}",
+        waiter.logs()
+    );
+}
+
+#[test]
+fn redis_lock_across_processes() {
+    lock_across_processes(Kind::Redis);
+}
+
+#[test]
+fn etcd_lock_across_processes() {
+    lock_across_processes(Kind::Etcd);
+}

@@ -11,10 +11,13 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+mod lock_command;
+
 const USAGE: &str = "\
 USAGE:
     ringway kv sync --endpoint URL [--root-key traefik] [--dry-run] [--watch] FILE
     ringway kv export --endpoint URL [--root-key traefik] [--format yaml|toml] [--output FILE]
+    ringway kv lock --endpoint URL [--ttl 10s] [--wait 0s] NAME [-- COMMAND ARGS...]
 
 URL is redis://[user:password@]host:port[/db] or etcd://[user:password@]host:port; TLS with
 --tls.ca FILE [--tls.cert FILE --tls.key FILE] or --tls.insecureSkipVerify.
@@ -22,6 +25,9 @@ FILE is a Traefik dynamic configuration (.toml, .yml, .yaml) or `key,value` line
 extension). sync writes it under the root key and deletes the keys there that FILE does not
 have, in one transaction; --dry-run prints the changes only; --watch syncs again on every
 change of FILE. export prints the keys under the root key as a dynamic configuration file.
+lock takes the distributed lock NAME (waiting up to --wait), prints its fencing token, and
+runs COMMAND while renewing the lease (exit status: COMMAND's), or holds it until
+SIGINT/SIGTERM; exit 3 when the lock is held elsewhere, 4 when the lease was lost.
 ";
 
 /// How long a burst of file events is coalesced in `--watch`.
@@ -36,6 +42,10 @@ struct Options {
     output: Option<PathBuf>,
     file: Option<PathBuf>,
     tls: Option<KvTls>,
+    ttl: Option<Duration>,
+    wait: Option<Duration>,
+    /// After `--`.
+    command: Vec<String>,
 }
 
 /// Runs `ringway kv ...`; returns the exit code (0 ok, 1 failure, 2 usage).
@@ -88,6 +98,15 @@ pub fn run(args: &[String]) -> i32 {
             }
         }
         "export" => rt.block_on(export(&store, &opts)),
+        "lock" => {
+            let Some(name) = opts.file.as_deref().and_then(Path::to_str) else {
+                eprintln!("ringway kv lock: NAME is required\n{USAGE}");
+                return 2;
+            };
+            let ttl = opts.ttl.unwrap_or(Duration::from_secs(10));
+            let wait = opts.wait.unwrap_or(Duration::ZERO);
+            rt.block_on(lock_command::run(&store, name, ttl, wait, &opts.command))
+        }
         "help" | "--help" | "-h" => {
             print!("{USAGE}");
             0
@@ -97,6 +116,10 @@ pub fn run(args: &[String]) -> i32 {
             2
         }
     }
+}
+
+fn duration(flag: &str, v: &str) -> Result<Duration, String> {
+    ringway_shared::config::duration::parse_duration(v).map_err(|e| format!("{flag}: {e}"))
 }
 
 fn parse_options(args: &[String]) -> Result<Options, String> {
@@ -109,9 +132,16 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
         output: None,
         file: None,
         tls: None,
+        ttl: None,
+        wait: None,
+        command: Vec::new(),
     };
     let mut it = args.iter();
     while let Some(arg) = it.next() {
+        if arg == "--" {
+            o.command = it.by_ref().cloned().collect();
+            break;
+        }
         let (flag, inline) = match arg.split_once('=') {
             Some((f, v)) if f.starts_with("--") => (f, Some(v.to_string())),
             _ => (arg.as_str(), None),
@@ -137,6 +167,8 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
                     .get_or_insert_with(KvTls::default)
                     .insecure_skip_verify = true
             }
+            "--ttl" => o.ttl = Some(duration(flag, &value(flag)?)?),
+            "--wait" => o.wait = Some(duration(flag, &value(flag)?)?),
             "--dry-run" => o.dry_run = true,
             "--watch" => o.watch = true,
             f if f.starts_with('-') && f.len() > 1 => return Err(format!("unknown flag {f:?}")),
