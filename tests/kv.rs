@@ -1033,3 +1033,119 @@ fn redis_lock_across_processes() {
 fn etcd_lock_across_processes() {
     lock_across_processes(Kind::Etcd);
 }
+
+#[test]
+fn stores_with_authentication() {
+    // Redis ACL user, etcd user with auth enabled: the providers log in with
+    // username/password; without them they are refused and say so.
+    let redis = Store::start(Kind::Redis);
+    let etcd = Store::start(Kind::Etcd);
+    let a = Origin::start("a");
+    let keys = |root: &str| {
+        vec![
+            (
+                format!("{root}/http/routers/a/rule"),
+                "Host(`a.test`)".to_string(),
+            ),
+            (format!("{root}/http/routers/a/service"), "a".to_string()),
+            (
+                format!("{root}/http/services/a/loadBalancer/servers/0/url"),
+                a.url(),
+            ),
+        ]
+    };
+    block_on(async {
+        let mut r = KvClient::connect(&provider_from_url(&redis.url(), None).expect("url"))
+            .await
+            .expect("connect");
+        r.apply(&keys("traefik"), &[]).await.expect("put");
+        let KvClient::Redis(conn) = &mut r else {
+            unreachable!()
+        };
+        for cmd in [
+            vec![
+                "ACL", "SETUSER", "edge", "on", ">s3cret", "~*", "&*", "+@all",
+            ],
+            vec!["ACL", "SETUSER", "default", "off"],
+        ] {
+            let reply = conn.call(&cmd).await.expect("acl");
+            assert_eq!(format!("{reply:?}"), "Simple(\"OK\")", "{cmd:?}");
+        }
+        let mut e = KvClient::connect(&provider_from_url(&etcd.url(), None).expect("url"))
+            .await
+            .expect("connect");
+        e.apply(&keys("edge"), &[]).await.expect("put");
+        let KvClient::Etcd(conn) = &mut e else {
+            unreachable!()
+        };
+        for (path, body) in [
+            (
+                "/v3/auth/user/add",
+                serde_json::json!({"name": "root", "password": "s3cret"}),
+            ),
+            ("/v3/auth/role/add", serde_json::json!({"name": "root"})),
+            (
+                "/v3/auth/user/grant",
+                serde_json::json!({"user": "root", "role": "root"}),
+            ),
+            ("/v3/auth/enable", serde_json::json!({})),
+        ] {
+            conn.post(path, body)
+                .await
+                .unwrap_or_else(|e| panic!("{path}: {e}"));
+        }
+    });
+    let (r, addr) = start_ringway(&[
+        format!("--providers.redis.endpoints=127.0.0.1:{}", redis.port),
+        "--providers.redis.username=edge".to_string(),
+        "--providers.redis.password=s3cret".to_string(),
+        format!("--providers.etcd.endpoints=127.0.0.1:{}", etcd.port),
+        "--providers.etcd.rootKey=edge".to_string(),
+        "--providers.etcd.username=root".to_string(),
+        "--providers.etcd.password=s3cret".to_string(),
+    ]);
+    wait_routed(addr, &r, Duration::from_secs(15), "a.test", "/", "a");
+    let logs = r.logs();
+    assert!(
+        logs.contains("provider=\"redis\" endpoints")
+            && logs.contains("provider=\"etcd\" endpoints"),
+        "{logs}"
+    );
+    assert!(!logs.contains("store unreachable"), "{logs}");
+    // A change through etcd (authenticated) reaches the data plane.
+    let mut auth = provider_from_url(
+        &format!("etcd://root:s3cret@127.0.0.1:{}", etcd.port),
+        Some("edge"),
+    )
+    .expect("url");
+    auth.root_key = "edge".into();
+    block_on(async {
+        let mut c = KvClient::connect(&auth).await.expect("login");
+        c.apply(
+            &[("edge/http/routers/a/rule".into(), "Host(`e.test`)".into())],
+            &[],
+        )
+        .await
+        .expect("put");
+    });
+    time_until_routed(addr, &r, "e.test", "a");
+    // Without credentials: refused, with the store's reason.
+    let (ok, _, err) = kv(&["kv", "export", "--endpoint", &redis.url()]);
+    assert!(!ok && err.contains("NOAUTH"), "{err}");
+    let (ok, _, err) = kv(&[
+        "kv",
+        "export",
+        "--endpoint",
+        &etcd.url(),
+        "--root-key",
+        "edge",
+    ]);
+    assert!(!ok && err.contains("user name is empty"), "{err}");
+    let (ok, out, err) = kv(&[
+        "kv",
+        "export",
+        "--endpoint",
+        &format!("redis://edge:s3cret@127.0.0.1:{}", redis.port),
+    ]);
+    assert!(ok && out.contains("Host(`a.test`)"), "{out}{err}");
+}
