@@ -6,6 +6,7 @@
 //! section whose keys are indexes; keys match case-insensitively, as in Traefik.
 
 use ringway_shared::config::{ConfigError, Node};
+use std::collections::HashMap;
 
 /// A key that cannot be placed in the tree, with the reason.
 pub fn key_error(source: &str, key: &str, message: impl Into<String>) -> ConfigError {
@@ -23,7 +24,7 @@ pub fn tree_from_pairs(
     let mut sorted: Vec<&(String, String)> = pairs.iter().collect();
     // Deterministic whatever order the store listed them in; parents before children.
     sorted.sort_by(|a, b| a.0.cmp(&b.0));
-    let mut tree = Node::empty();
+    let mut tree = Builder::default();
     let mut errors = Vec::new();
     let prefix = format!("{root}/");
     for (key, value) in sorted {
@@ -39,46 +40,69 @@ pub fn tree_from_pairs(
             ));
             continue;
         }
-        if let Err(message) = insert(&mut tree, &segments, value) {
+        if let Err(message) = tree.insert(&segments, value) {
             errors.push(key_error(source, key, message));
         }
     }
-    (tree, errors)
+    (tree.into_node(true), errors)
 }
 
-fn insert(node: &mut Node, segments: &[&str], value: &str) -> Result<(), String> {
-    let Some((first, rest)) = segments.split_first() else {
-        let leaf = Node::Leaf(value.to_string());
-        match node {
-            Node::Map(entries) if !entries.is_empty() => {
-                if leaf.is_presence_marker() {
+/// A tree under construction: children found through a case-insensitive index, so that
+/// building is linear in the number of keys (a store may hold tens of thousands).
+#[derive(Default)]
+struct Builder {
+    leaf: Option<String>,
+    children: Vec<(String, Builder)>,
+    index: HashMap<String, usize>,
+}
+
+impl Builder {
+    fn insert(&mut self, segments: &[&str], value: &str) -> Result<(), String> {
+        let Some((first, rest)) = segments.split_first() else {
+            if !self.children.is_empty() {
+                if is_presence(value) {
                     return Ok(());
                 }
                 return Err(format!(
                     "has the value {value:?} but other keys below it make it a section"
                 ));
             }
-            _ => *node = leaf,
+            self.leaf = Some(value.to_string());
+            return Ok(());
+        };
+        match &self.leaf {
+            Some(v) if is_presence(v) => self.leaf = None,
+            Some(_) => return Err("a key above it already has a value".to_string()),
+            None => {}
         }
-        return Ok(());
-    };
-    if node.is_presence_marker() {
-        *node = Node::empty();
+        let folded = first.to_ascii_lowercase();
+        let idx = match self.index.get(&folded) {
+            Some(&i) => i,
+            None => {
+                self.children.push((first.to_string(), Builder::default()));
+                self.index.insert(folded, self.children.len() - 1);
+                self.children.len() - 1
+            }
+        };
+        self.children[idx].1.insert(rest, value)
     }
-    let Node::Map(entries) = node else {
-        return Err("a key above it already has a value".to_string());
-    };
-    let idx = match entries
-        .iter()
-        .position(|(k, _)| k.eq_ignore_ascii_case(first))
-    {
-        Some(i) => i,
-        None => {
-            entries.push((first.to_string(), Node::empty()));
-            entries.len() - 1
+
+    fn into_node(self, root: bool) -> Node {
+        if self.children.is_empty() && !root {
+            return Node::Leaf(self.leaf.unwrap_or_default());
         }
-    };
-    insert(&mut entries[idx].1, rest, value)
+        Node::Map(
+            self.children
+                .into_iter()
+                .map(|(k, b)| (k, b.into_node(false)))
+                .collect(),
+        )
+    }
+}
+
+/// Traefik's "present, with defaults": `true` or empty.
+fn is_presence(v: &str) -> bool {
+    v.is_empty() || v.eq_ignore_ascii_case("true")
 }
 
 /// Flattens a tree (a parsed dynamic configuration file) into `root/...` pairs: lists become

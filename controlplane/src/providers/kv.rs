@@ -9,6 +9,7 @@ use crate::kv::layout::{key_error, tree_from_pairs};
 use crate::kv::{KvClient, KvError};
 use ringway_shared::config::static_config::KvProvider;
 use ringway_shared::config::{ConfigError, DynamicConfig, Node};
+use std::collections::HashSet;
 use std::time::Duration;
 use tokio::sync::mpsc;
 
@@ -36,11 +37,9 @@ pub fn decode(
         return (cfg, errors);
     }
     // Find the failing items, one by one, and drop them.
-    for unit in units(&tree) {
-        let single = wrap(
-            &unit,
-            subtree(&tree, &unit).cloned().unwrap_or_else(Node::empty),
-        );
+    let mut failing: HashSet<Vec<String>> = HashSet::new();
+    for (unit, node) in units(&tree) {
+        let single = wrap(&unit, node.clone());
         if let Err(errs) = DynamicConfig::from_node(source, &single) {
             for e in errs {
                 errors.push(key_error(
@@ -49,9 +48,10 @@ pub fn decode(
                     e.message,
                 ));
             }
-            remove(&mut tree, &unit);
+            failing.insert(unit);
         }
     }
+    prune(&mut tree, &mut Vec::new(), &failing);
     match DynamicConfig::from_node(source, &tree) {
         Ok(cfg) => (cfg, errors),
         Err(errs) => {
@@ -75,9 +75,9 @@ pub fn load_once(cfg: &KvProvider) -> Result<(DynamicConfig, Vec<ConfigError>), 
     Ok(decode(cfg.kind.name(), &cfg.root_key, &pairs))
 }
 
-/// The paths of the decodable units: `[section, kind, name]` (`http`, `routers`, `web`), or
-/// shorter where the tree stops (a value at `http/routers`, an unknown section).
-fn units(tree: &Node) -> Vec<Vec<String>> {
+/// The decodable units and their paths: `[section, kind, name]` (`http`, `routers`, `web`),
+/// or shorter where the tree stops (a value at `http/routers`, an unknown section).
+fn units(tree: &Node) -> Vec<(Vec<String>, &Node)> {
     let mut out = Vec::new();
     let Node::Map(sections) = tree else {
         return out;
@@ -88,25 +88,18 @@ fn units(tree: &Node) -> Vec<Vec<String>> {
                 for (kind, node) in kinds {
                     match node {
                         Node::Map(items) if !items.is_empty() => {
-                            for (name, _) in items {
-                                out.push(vec![section.clone(), kind.clone(), name.clone()]);
+                            for (name, item) in items {
+                                out.push((vec![section.clone(), kind.clone(), name.clone()], item));
                             }
                         }
-                        _ => out.push(vec![section.clone(), kind.clone()]),
+                        _ => out.push((vec![section.clone(), kind.clone()], node)),
                     }
                 }
             }
-            _ => out.push(vec![section.clone()]),
+            _ => out.push((vec![section.clone()], node)),
         }
     }
     out
-}
-
-fn subtree<'a>(tree: &'a Node, path: &[String]) -> Option<&'a Node> {
-    path.iter().try_fold(tree, |node, seg| match node {
-        Node::Map(entries) => entries.iter().find(|(k, _)| k == seg).map(|(_, v)| v),
-        _ => None,
-    })
 }
 
 fn wrap(path: &[String], node: Node) -> Node {
@@ -115,29 +108,25 @@ fn wrap(path: &[String], node: Node) -> Node {
         .fold(node, |inner, seg| Node::Map(vec![(seg.clone(), inner)]))
 }
 
-fn remove(tree: &mut Node, path: &[String]) {
-    let Some((last, parents)) = path.split_last() else {
+/// Removes the `failing` units, and the sections they leave empty (an empty section would
+/// read as "present"). One pass over the tree.
+fn prune(node: &mut Node, path: &mut Vec<String>, failing: &HashSet<Vec<String>>) {
+    let Node::Map(entries) = node else { return };
+    if path.len() >= 3 {
         return;
-    };
-    let mut node = &mut *tree;
-    for seg in parents {
-        let Node::Map(entries) = node else { return };
-        let Some((_, child)) = entries.iter_mut().find(|(k, _)| k == seg) else {
-            return;
+    }
+    entries.retain_mut(|(k, child)| {
+        path.push(k.clone());
+        let keep = if failing.contains(path) {
+            false
+        } else {
+            let was_section = matches!(child, Node::Map(e) if !e.is_empty());
+            prune(child, path, failing);
+            !(was_section && matches!(child, Node::Map(e) if e.is_empty()))
         };
-        node = child;
-    }
-    let emptied = match node {
-        Node::Map(entries) => {
-            entries.retain(|(k, _)| k != last);
-            entries.is_empty()
-        }
-        _ => false,
-    };
-    // An emptied section would read as "present": drop it too.
-    if emptied && !parents.is_empty() {
-        remove(tree, parents);
-    }
+        path.pop();
+        keep
+    });
 }
 
 /// The store key an item's decoding error points at: the item's key plus the rest of the
