@@ -141,7 +141,7 @@ pub(super) fn kv_provider(
         if !valid_endpoint(e) {
             errors.push(origins.error(
                 &format!("{path}.endpoints"),
-                format!("invalid endpoint {e:?}: expected host:port"),
+                format!("invalid endpoint {e:?}: expected host:port (no scheme)"),
             ));
         }
     }
@@ -184,6 +184,9 @@ pub(super) fn kv_provider(
 
 /// `host:port`, `[v6]:port`, with a port number.
 fn valid_endpoint(e: &str) -> bool {
+    if e.contains("://") || e.contains('/') {
+        return false; // Traefik's endpoints carry no scheme or path
+    }
     let Some((host, port)) = e.rsplit_once(':') else {
         return false;
     };

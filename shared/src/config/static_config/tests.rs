@@ -523,6 +523,8 @@ fn kv_providers_as_traefik() {
     let text = err.to_string();
     assert!(text.contains("invalid endpoint \"nohost\""), "{text}");
     assert!(text.contains("providers.etcd.db"), "{text}");
+    let err = parse(&["--providers.etcd.endpoints=http://etcd:2379"]).expect_err("invalid");
+    assert!(err.to_string().contains("no scheme"), "{err}");
     let err = parse(&["--providers.redis.tls.cert=/c.pem"]).expect_err("invalid");
     assert!(err.to_string().contains("cert and key"), "{err}");
 }
