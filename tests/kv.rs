@@ -317,6 +317,28 @@ fn layout_round_trip_and_watch(kind: Kind) {
         "{}",
         by_kv.logs()
     );
+    if kind == Kind::Redis {
+        // A hash where a value belongs: named too.
+        let url = store.url();
+        block_on(async {
+            let mut c = KvClient::connect(&provider_from_url(&url, None).expect("url"))
+                .await
+                .expect("connect");
+            let KvClient::Redis(conn) = &mut c else {
+                unreachable!()
+            };
+            conn.call(&["HSET", "traefik/http/routers/h/rule", "f", "v"])
+                .await
+                .expect("hset");
+        });
+        assert!(
+            wait_until(Duration::from_secs(10), || by_kv.logs().contains(
+                "redis key traefik/http/routers/h/rule: holds a hash, not a string value"
+            )),
+            "{}",
+            by_kv.logs()
+        );
+    }
     store.put(&[
         ("traefik/http/routers/d/rule", "Host(`d.test`)"),
         ("traefik/http/routers/d/service", "a"),
@@ -349,6 +371,12 @@ fn layout_round_trip_and_watch(kind: Kind) {
         "{out}"
     );
     assert!(out.contains("- traefik/http/routers/d/rule\n"), "{out}");
+    if kind == Kind::Redis {
+        assert!(
+            out.contains("- traefik/http/routers/h/rule\n"),
+            "the hash is not cleaned up: {out}"
+        );
+    }
     assert!(out.contains("dry run: 0 to add, 0 to change, "), "{out}");
     assert!(store
         .list("traefik/")

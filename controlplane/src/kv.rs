@@ -61,6 +61,18 @@ impl KvClient {
         }
     }
 
+    /// Keys of the last `list` that cannot be configuration (a Redis hash), with the reason.
+    pub fn unreadable(&self) -> Vec<(String, String)> {
+        match self {
+            KvClient::Redis(c) => c
+                .not_strings()
+                .iter()
+                .map(|(k, t)| (k.clone(), format!("holds a {t}, not a string value")))
+                .collect(),
+            KvClient::Etcd(_) => Vec::new(),
+        }
+    }
+
     /// Writes `puts` and deletes `deletes` in one transaction (Redis MULTI/EXEC, etcd txn).
     pub async fn apply(
         &mut self,

@@ -311,7 +311,11 @@ pub async fn sync(store: &KvProvider, file: &Path, dry_run: bool) -> Result<Diff
         .list(&format!("{}/", store.root_key))
         .await
         .map_err(fail)?;
-    let diff = Diff::between(&current, &desired);
+    let mut diff = Diff::between(&current, &desired);
+    // Keys under the root that hold no string (a Redis hash) are not configuration: removed.
+    diff.delete
+        .extend(client.unreadable().into_iter().map(|(k, _)| k));
+    diff.delete.sort();
     if !dry_run && !diff.is_empty() {
         let puts: Vec<(String, String)> = diff
             .add

@@ -42,6 +42,8 @@ impl Resp {
 pub struct RedisConn {
     stream: Stream,
     buf: Vec<u8>,
+    /// Keys of the last [`RedisConn::list`] that hold no string, with their type.
+    not_strings: Vec<(String, String)>,
 }
 
 impl RedisConn {
@@ -51,6 +53,7 @@ impl RedisConn {
         let mut conn = RedisConn {
             stream,
             buf: Vec::with_capacity(4096),
+            not_strings: Vec::new(),
         };
         if let Some(password) = &cfg.password {
             let reply = match &cfg.username {
@@ -97,7 +100,8 @@ impl RedisConn {
     }
 
     /// Every `key, value` whose key starts with `prefix` (SCAN + MGET). Keys that vanish
-    /// between the two, or hold no string, are skipped.
+    /// between the two are skipped; keys that hold no string are listed in
+    /// [`RedisConn::not_strings`].
     pub async fn list(&mut self, prefix: &str) -> Result<Vec<(String, String)>, KvError> {
         let pattern = format!("{}*", glob_escape(prefix));
         let mut keys: Vec<String> = Vec::new();
@@ -128,6 +132,7 @@ impl RedisConn {
         keys.sort();
         keys.dedup(); // SCAN may return a key twice
         let mut out = Vec::with_capacity(keys.len());
+        let mut missing = Vec::new();
         for chunk in keys.chunks(BATCH) {
             let mut args: Vec<&str> = Vec::with_capacity(chunk.len() + 1);
             args.push("MGET");
@@ -137,12 +142,29 @@ impl RedisConn {
                 return Err(server_error("MGET", reply));
             };
             for (key, value) in chunk.iter().zip(values) {
-                if let Resp::Bulk(Some(v)) = value {
-                    out.push((key.clone(), String::from_utf8_lossy(&v).into_owned()));
+                match value {
+                    Resp::Bulk(Some(v)) => {
+                        out.push((key.clone(), String::from_utf8_lossy(&v).into_owned()))
+                    }
+                    _ => missing.push(key.clone()),
+                }
+            }
+        }
+        // Gone meanwhile, or not a string (a hash written by hand): say which.
+        self.not_strings.clear();
+        for key in missing {
+            if let Some(kind) = self.call(&["TYPE", &key]).await?.into_bulk_string() {
+                if kind != "none" {
+                    self.not_strings.push((key, kind));
                 }
             }
         }
         Ok(out)
+    }
+
+    /// The keys of the last `list` that hold another type than a string, with that type.
+    pub fn not_strings(&self) -> &[(String, String)] {
+        &self.not_strings
     }
 
     /// Sets `puts` and deletes `deletes` in one MULTI/EXEC transaction.
@@ -274,8 +296,8 @@ impl RedisWatch {
     }
 }
 
-/// Whether keyspace notifications for string and generic commands are on (after turning them
-/// on if needed and allowed).
+/// Whether keyspace notifications for every command are on (after turning them on if needed
+/// and allowed).
 async fn notifications_enabled(conn: &mut RedisConn) -> Result<bool, KvError> {
     let reply = conn
         .call(&["CONFIG", "GET", "notify-keyspace-events"])
@@ -288,12 +310,12 @@ async fn notifications_enabled(conn: &mut RedisConn) -> Result<bool, KvError> {
         Resp::Error(_) => return Ok(false),
         other => return Err(server_error("CONFIG GET", other)),
     };
-    let has = |c: char| current.contains(c);
-    if has('K') && (has('A') || (has('$') && has('g'))) {
+    // K: keyspace channel; A: events of every type (a hash written by hand is reported too).
+    if current.contains('K') && current.contains('A') {
         return Ok(true);
     }
     let mut wanted = current.clone();
-    for c in ['K', '$', 'g', 'x'] {
+    for c in ['K', 'A'] {
         if !wanted.contains(c) {
             wanted.push(c);
         }

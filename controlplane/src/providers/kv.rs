@@ -66,13 +66,21 @@ pub fn load_once(cfg: &KvProvider) -> Result<(DynamicConfig, Vec<ConfigError>), 
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let pairs = rt.block_on(async {
+    let (pairs, unreadable) = rt.block_on(async {
         let mut client = KvClient::connect(cfg).await?;
-        tokio::time::timeout(READ_TIMEOUT, client.list(&format!("{}/", cfg.root_key)))
+        let pairs = tokio::time::timeout(READ_TIMEOUT, client.list(&format!("{}/", cfg.root_key)))
             .await
-            .map_err(|_| KvError::Protocol("a full read timed out".into()))?
+            .map_err(|_| KvError::Protocol("a full read timed out".into()))??;
+        Ok::<_, KvError>((pairs, client.unreadable()))
     })?;
-    Ok(decode(cfg.kind.name(), &cfg.root_key, &pairs))
+    let name = cfg.kind.name();
+    let (config, mut errors) = decode(name, &cfg.root_key, &pairs);
+    errors.extend(
+        unreadable
+            .into_iter()
+            .map(|(k, why)| key_error(name, &k, why)),
+    );
+    Ok((config, errors))
 }
 
 /// The decodable units and their paths: `[section, kind, name]` (`http`, `routers`, `web`),
@@ -230,9 +238,10 @@ async fn session(
     let mut watch = client.watch(cfg).await?;
     let prefix = format!("{}/", cfg.root_key);
     let pairs = client.list(&prefix).await?;
+    let unreadable = client.unreadable();
     state.connected = true;
     tracing::info!(provider = cfg.kind.name(), endpoints = ?cfg.endpoints, keys = pairs.len(), "connected to the store; configuration read in full");
-    if !publish(cfg, tx, &pairs, state).await {
+    if !publish(cfg, tx, &pairs, &unreadable, state).await {
         return Ok(());
     }
     loop {
@@ -249,7 +258,7 @@ async fn session(
             Ok(pairs) => pairs?,
             Err(_) => return Err(KvError::Protocol("a full read timed out".into())),
         };
-        if !publish(cfg, tx, &pairs, state).await {
+        if !publish(cfg, tx, &pairs, &client.unreadable(), state).await {
             return Ok(());
         }
     }
@@ -261,10 +270,16 @@ async fn publish(
     cfg: &KvProvider,
     tx: &mpsc::Sender<ProviderEvent>,
     pairs: &[(String, String)],
+    unreadable: &[(String, String)],
     state: &mut State,
 ) -> bool {
     let name = cfg.kind.name();
-    let (config, errors) = decode(name, &cfg.root_key, pairs);
+    let (config, mut errors) = decode(name, &cfg.root_key, pairs);
+    errors.extend(
+        unreadable
+            .iter()
+            .map(|(k, why)| key_error(name, k, why.clone())),
+    );
     if errors != state.last_errors {
         for e in &errors {
             tracing::error!(provider = name, "{e}; left out, the other keys apply");
