@@ -3,7 +3,9 @@
 //! store routes like the file provider; key changes are live through watches (latency
 //! printed); a store restart mid-traffic fails no request; a malformed key is named and the
 //! rest keeps working; `kv sync --dry-run` shows the diff; `kv export` round-trips; the lock
-//! passes from a dead holder to a waiting contender.
+//! passes from a dead holder (a dropped client, a SIGKILLed `ringway kv lock`) to a waiting
+//! contender with a larger fencing token; TLS with client certificates, Redis ACL users and
+//! etcd authentication; the poll fallback; a store down at start.
 
 mod support;
 
