@@ -824,35 +824,7 @@ fn kv_sync_watch_follows_the_file() {
 fn redis_over_mutual_tls() {
     use ringway_shared::config::static_config::KvTls;
     let dir = TestDir::new("redis-tls");
-    // One CA signs the server and the client certificates.
-    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
-    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    // Distinct subjects: OpenSSL takes a leaf whose issuer equals its subject as self-signed.
-    ca_params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "ringway test CA");
-    ca_params.key_usages = vec![
-        rcgen::KeyUsagePurpose::KeyCertSign,
-        rcgen::KeyUsagePurpose::DigitalSignature,
-    ];
-    let ca =
-        rcgen::CertifiedIssuer::self_signed(ca_params, rcgen::KeyPair::generate().expect("key"))
-            .expect("ca");
-    std::fs::write(dir.join("ca.pem"), ca.pem()).expect("write");
-    let write_cert = |name: &str, sans: &[&str]| {
-        let key = rcgen::KeyPair::generate().expect("key");
-        let mut params =
-            rcgen::CertificateParams::new(sans.iter().map(|s| s.to_string()).collect::<Vec<_>>())
-                .expect("params");
-        params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, name);
-        let c = params.signed_by(&key, &ca).expect("cert");
-        std::fs::write(dir.join(&format!("{name}.pem")), c.pem()).expect("write");
-        std::fs::write(dir.join(&format!("{name}.key")), key.serialize_pem()).expect("write");
-    };
-    write_cert("server", &["127.0.0.1"]);
-    write_cert("client", &["ringway-client"]);
+    test_pki(&dir);
     let port = free_port();
     let path = |n: &str| dir.join(n).display().to_string();
     let mut redis = Command::new("redis-server")
@@ -1178,4 +1150,143 @@ fn stores_with_authentication() {
         &format!("redis://edge:s3cret@127.0.0.1:{}", redis.port),
     ]);
     assert!(ok && out.contains("Host(`a.test`)"), "{out}{err}");
+}
+
+/// Writes `ca.pem`, `server.pem`/`.key` (for 127.0.0.1) and `client.pem`/`.key`, both signed
+/// by the CA, into `dir`.
+fn test_pki(dir: &TestDir) {
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    // Distinct subjects: OpenSSL takes a leaf whose issuer equals its subject as self-signed.
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "ringway test CA");
+    ca_params.key_usages = vec![
+        rcgen::KeyUsagePurpose::KeyCertSign,
+        rcgen::KeyUsagePurpose::DigitalSignature,
+    ];
+    let ca =
+        rcgen::CertifiedIssuer::self_signed(ca_params, rcgen::KeyPair::generate().expect("key"))
+            .expect("ca");
+    std::fs::write(dir.join("ca.pem"), ca.pem()).expect("write");
+    for (name, san) in [("server", "127.0.0.1"), ("client", "ringway-client")] {
+        let key = rcgen::KeyPair::generate().expect("key");
+        let mut params = rcgen::CertificateParams::new(vec![san.to_string()]).expect("params");
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, name);
+        let c = params.signed_by(&key, &ca).expect("cert");
+        std::fs::write(dir.join(&format!("{name}.pem")), c.pem()).expect("write");
+        std::fs::write(dir.join(&format!("{name}.key")), key.serialize_pem()).expect("write");
+    }
+}
+
+#[test]
+fn etcd_over_mutual_tls() {
+    use ringway_shared::config::static_config::KvTls;
+    let dir = TestDir::new("etcd-tls");
+    test_pki(&dir);
+    let path = |n: &str| dir.join(n).display().to_string();
+    let (port, peer) = (free_port(), free_port());
+    let client_url = format!("https://127.0.0.1:{port}");
+    let peer_url = format!("http://127.0.0.1:{peer}");
+    let mut etcd = Command::new("etcd")
+        .args(["--name", "t", "--data-dir", &path("data")])
+        .args([
+            "--listen-client-urls",
+            &client_url,
+            "--advertise-client-urls",
+            &client_url,
+        ])
+        .args([
+            "--listen-peer-urls",
+            &peer_url,
+            "--initial-advertise-peer-urls",
+            &peer_url,
+        ])
+        .args(["--initial-cluster", &format!("t={peer_url}")])
+        .args([
+            "--listen-metrics-urls",
+            &format!("http://127.0.0.1:{}", free_port()),
+        ])
+        .args([
+            "--cert-file",
+            &path("server.pem"),
+            "--key-file",
+            &path("server.key"),
+        ])
+        .args(["--trusted-ca-file", &path("ca.pem"), "--client-cert-auth"])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.join("etcd.log")).expect("log"))
+        .spawn()
+        .expect("etcd is installed by scripts/test");
+    struct Kill<'a>(&'a mut Child);
+    impl Drop for Kill<'_> {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _kill = Kill(&mut etcd);
+    let mut cfg = provider_from_url(&format!("etcd://127.0.0.1:{port}"), None).expect("url");
+    cfg.tls = Some(KvTls {
+        ca: Some(dir.join("ca.pem")),
+        cert: Some(dir.join("client.pem")),
+        key: Some(dir.join("client.key")),
+        insecure_skip_verify: false,
+    });
+    let a = Origin::start("a");
+    let pairs = vec![
+        (
+            "traefik/http/routers/a/rule".to_string(),
+            "Host(`a.test`)".to_string(),
+        ),
+        (
+            "traefik/http/routers/a/service".to_string(),
+            "a".to_string(),
+        ),
+        (
+            "traefik/http/services/a/loadBalancer/servers/0/url".to_string(),
+            a.url(),
+        ),
+    ];
+    let mut last = String::new();
+    let written = wait_until(Duration::from_secs(20), || {
+        let r = block_on(async {
+            let mut c = KvClient::connect(&cfg).await?;
+            c.apply(&pairs, &[]).await
+        });
+        r.map_err(|e| last = e.to_string()).is_ok()
+    });
+    assert!(written, "cannot write to etcd over TLS: {last}");
+    let (r, addr) = start_ringway(&[
+        format!("--providers.etcd.endpoints=127.0.0.1:{port}"),
+        format!("--providers.etcd.tls.ca={}", path("ca.pem")),
+        format!("--providers.etcd.tls.cert={}", path("client.pem")),
+        format!("--providers.etcd.tls.key={}", path("client.key")),
+    ]);
+    wait_routed(addr, &r, Duration::from_secs(15), "a.test", "/", "a");
+    block_on(async {
+        let mut c = KvClient::connect(&cfg).await.expect("connect");
+        c.apply(
+            &[(
+                "traefik/http/routers/a/rule".into(),
+                "Host(`b.test`)".into(),
+            )],
+            &[],
+        )
+        .await
+        .expect("put");
+    });
+    time_until_routed(addr, &r, "b.test", "a");
+    // Without the client certificate: refused.
+    let (ok, _, err) = kv(&[
+        "kv",
+        "export",
+        "--endpoint",
+        &format!("etcd://127.0.0.1:{port}"),
+        "--tls.ca",
+        &path("ca.pem"),
+    ]);
+    assert!(!ok, "etcd accepted a client without certificate: {err}");
 }
