@@ -15,6 +15,8 @@ ringway — an edge router that reads Traefik's configuration
 USAGE:
     ringway [--flags]          run (data plane; spawns the control plane)
     ringway check [--flags]    validate static and dynamic configuration, exit 1 on errors
+    ringway kv sync|export ... write a dynamic file into Redis/etcd, or read it back
+                               (`ringway kv help`)
     ringway version            print the version
 
 Flags are Traefik's static configuration, e.g.
@@ -25,7 +27,7 @@ Flags are Traefik's static configuration, e.g.
 fn main() -> anyhow::Result<()> {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
     let command = match args.first().map(String::as_str) {
-        Some(c @ ("controlplane" | "check" | "version" | "help")) => {
+        Some(c @ ("controlplane" | "check" | "kv" | "version" | "help")) => {
             let c = c.to_string();
             args.remove(0);
             c
@@ -44,6 +46,7 @@ fn main() -> anyhow::Result<()> {
             0
         }
         "check" => ringway_controlplane::check::run(&args),
+        "kv" => ringway_controlplane::kv::cli::run(&args),
         role => {
             let cfg = match StaticConfig::from_args(&args) {
                 Ok(c) => c,

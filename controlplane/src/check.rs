@@ -33,6 +33,28 @@ pub fn run(args: &[String]) -> i32 {
             }
         }
     }
+    for kv in [&cfg.providers.redis, &cfg.providers.etcd]
+        .into_iter()
+        .flatten()
+    {
+        let name = kv.kind.name();
+        match crate::providers::kv::load_once(kv) {
+            Ok((config, key_errors)) => {
+                for e in &key_errors {
+                    eprintln!("{e}");
+                }
+                errors += key_errors.len();
+                providers.push(ProviderConfig {
+                    provider: name.to_string(),
+                    config,
+                });
+            }
+            Err(e) => {
+                eprintln!("{name}: {}: {e}", kv.endpoints.join(","));
+                errors += 1;
+            }
+        }
+    }
     let resolution = resolve(&providers, &cfg, &resolve_std);
     for w in &resolution.warnings {
         eprintln!("warning: {w}");

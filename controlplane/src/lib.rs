@@ -6,6 +6,7 @@
 
 pub mod aggregator;
 pub mod check;
+pub mod kv;
 pub mod providers;
 mod runtime;
 pub mod tls;

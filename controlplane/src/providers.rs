@@ -1,8 +1,11 @@
 //! Providers: each watches one source and emits its whole view as a Traefik dynamic
-//! configuration: file and Docker so far.
+//! configuration: file, Docker, and the KV stores (Redis, etcd).
 
 pub mod docker;
+pub mod etcd;
 pub mod file;
+pub mod kv;
+pub mod redis;
 
 use crate::aggregator::ProviderConfig;
 use ringway_shared::config::ConfigErrors;

@@ -104,6 +104,22 @@ async fn main_loop(
         expected.push("docker");
         tokio::spawn(run_docker_provider(docker, events_tx.clone()));
     }
+    if let Some(redis) = cfg.providers.redis.clone() {
+        expected.push(crate::providers::redis::PROVIDER);
+        tokio::spawn(crate::providers::kv::run_kv_provider(
+            redis,
+            events_tx.clone(),
+            generation == 0,
+        ));
+    }
+    if let Some(etcd) = cfg.providers.etcd.clone() {
+        expected.push(crate::providers::etcd::PROVIDER);
+        tokio::spawn(crate::providers::kv::run_kv_provider(
+            etcd,
+            events_tx.clone(),
+            generation == 0,
+        ));
+    }
     drop(events_tx);
 
     let window = cfg.providers.throttle.max(MIN_COALESCE);

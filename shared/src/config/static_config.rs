@@ -11,6 +11,7 @@
 //! Traefik setup and lets flags adjust a file. Keys are case-insensitive.
 
 mod args;
+mod kv;
 mod raw;
 #[cfg(test)]
 mod tests;
@@ -26,6 +27,11 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
+
+pub use kv::{
+    KvProvider, KvStoreKind, KvTls, ETCD_DEFAULT_ENDPOINT, KV_DEFAULT_ROOT_KEY,
+    REDIS_DEFAULT_ENDPOINT,
+};
 
 /// The validated static configuration.
 #[derive(Debug, Clone, PartialEq)]
@@ -89,6 +95,10 @@ pub struct Providers {
     pub throttle: Duration,
     pub file: Option<FileProvider>,
     pub docker: Option<DockerProvider>,
+    /// `providers.redis`: Traefik's key layout in Redis.
+    pub redis: Option<KvProvider>,
+    /// `providers.etcd`: Traefik's key layout in etcd v3.
+    pub etcd: Option<KvProvider>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -613,10 +623,28 @@ fn validate(
         &mut errors,
         &mut unsupported,
     );
+    let redis = kv::kv_provider(
+        KvStoreKind::Redis,
+        &providers_raw.redis,
+        origins,
+        &mut errors,
+        &mut unsupported,
+    );
+    let etcd = kv::kv_provider(
+        KvStoreKind::Etcd,
+        &providers_raw.etcd,
+        origins,
+        &mut errors,
+        &mut unsupported,
+    );
+    // Implemented now: not "unsupported" any more.
+    unsupported.retain(|p| p != "providers.redis" && p != "providers.etcd");
     let providers = Providers {
         throttle: dur(providers_raw.providers_throttle_duration, Duration::ZERO),
         file,
         docker,
+        redis,
+        etcd,
     };
 
     let mut log = Log::default();

@@ -259,7 +259,6 @@ fn well_known_traefik_settings_are_listed_not_refused() {
             "entryPoints.web.proxyProtocol",
             "entryPoints.web.http2",
             "entryPoints.websecure.http.tls",
-            "providers.redis",
             "api",
             "metrics",
             "ping",
@@ -481,4 +480,51 @@ fn addresses() {
     for bad in ["80", ":http", ":70000", "[::1:80", "::1:80", ":80/sctp", ""] {
         assert!(parse_entry_point_address(bad).is_err(), "{bad}");
     }
+}
+
+#[test]
+fn kv_providers_as_traefik() {
+    let cfg = parse(&["--providers.redis", "--providers.etcd=true"]).expect("valid");
+    let redis = cfg.providers.redis.expect("redis");
+    assert_eq!(redis.endpoints, ["127.0.0.1:6379"]);
+    assert_eq!(redis.root_key, "traefik");
+    assert_eq!(redis.db, 0);
+    assert_eq!(redis.tls, None);
+    let etcd = cfg.providers.etcd.expect("etcd");
+    assert_eq!(etcd.kind, KvStoreKind::Etcd);
+    assert_eq!(etcd.endpoints, ["127.0.0.1:2379"]);
+    assert!(cfg.unsupported.is_empty(), "{:?}", cfg.unsupported);
+
+    let cfg = parse(&[
+        "--providers.redis.endpoints=10.0.0.1:6380,10.0.0.2:6380",
+        "--providers.redis.rootKey=/edge/",
+        "--providers.redis.db=3",
+        "--providers.redis.username=u",
+        "--providers.redis.password=p",
+        "--providers.redis.tls.ca=/ca.pem",
+        "--providers.redis.tls.insecureSkipVerify=true",
+    ])
+    .expect("valid");
+    let redis = cfg.providers.redis.expect("redis");
+    assert_eq!(redis.endpoints, ["10.0.0.1:6380", "10.0.0.2:6380"]);
+    assert_eq!(redis.root_key, "edge");
+    assert_eq!(redis.db, 3);
+    assert_eq!(redis.username.as_deref(), Some("u"));
+    assert_eq!(redis.password.as_deref(), Some("p"));
+    let tls = redis.tls.expect("tls");
+    assert_eq!(tls.ca, Some(PathBuf::from("/ca.pem")));
+    assert!(tls.insecure_skip_verify);
+
+    let err = parse(&[
+        "--providers.redis.endpoints=nohost",
+        "--providers.etcd.db=1",
+    ])
+    .expect_err("invalid");
+    let text = err.to_string();
+    assert!(text.contains("invalid endpoint \"nohost\""), "{text}");
+    assert!(text.contains("providers.etcd.db"), "{text}");
+    let err = parse(&["--providers.etcd.endpoints=http://etcd:2379"]).expect_err("invalid");
+    assert!(err.to_string().contains("no scheme"), "{err}");
+    let err = parse(&["--providers.redis.tls.cert=/c.pem"]).expect_err("invalid");
+    assert!(err.to_string().contains("cert and key"), "{err}");
 }
