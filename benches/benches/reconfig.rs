@@ -40,6 +40,8 @@ fn stages(c: &mut Criterion) {
         b.iter(|| parse_dynamic("bench.toml", black_box(&text), Format::Toml).expect("parses"))
     });
     let config = parse_dynamic("bench.toml", &text, Format::Toml).expect("parses");
+    // The file provider hands the runtime a copy of its cached parse.
+    g.bench_function("copy_parsed", |b| b.iter(|| black_box(&config).clone()));
     let providers = vec![ProviderConfig {
         provider: "file".into(),
         config,
