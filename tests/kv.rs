@@ -778,7 +778,7 @@ fn store_down_at_start_then_up_and_several_instances_agree() {
 
 #[test]
 fn kv_sync_watch_follows_the_file() {
-    let store = Store::start(Kind::Etcd);
+    let mut store = Store::start(Kind::Etcd);
     let dir = TestDir::new("kv-watch");
     let file = dir.join("dynamic.yml");
     let write = |rule: &str| {
@@ -797,7 +797,7 @@ fn kv_sync_watch_follows_the_file() {
         store.url(),
         file.display().to_string(),
     ]);
-    let rule = || {
+    let rule = |store: &Store| {
         store
             .list("traefik/")
             .into_iter()
@@ -805,16 +805,33 @@ fn kv_sync_watch_follows_the_file() {
             .map(|(_, v)| v)
     };
     assert!(
-        wait_until(Duration::from_secs(15), || rule().as_deref()
+        wait_until(Duration::from_secs(15), || rule(&store).as_deref()
             == Some("Host(`one.test`)")),
         "first sync\n{}",
         sync.logs()
     );
     write("Host(`two.test`)");
     assert!(
-        wait_until(Duration::from_secs(15), || rule().as_deref()
+        wait_until(Duration::from_secs(15), || rule(&store).as_deref()
             == Some("Host(`two.test`)")),
         "re-sync on change\n{}",
+        sync.logs()
+    );
+    // A change while the store is down is synced once it is back.
+    store.stop();
+    write("Host(`three.test`)");
+    assert!(
+        wait_until(Duration::from_secs(15), || sync
+            .logs()
+            .contains("cannot connect")),
+        "the failed sync is not reported\n{}",
+        sync.logs()
+    );
+    store.spawn();
+    assert!(
+        wait_until(Duration::from_secs(15), || rule(&store).as_deref()
+            == Some("Host(`three.test`)")),
+        "no retry after the store came back\n{}",
         sync.logs()
     );
     assert!(sync.is_running(), "{}", sync.logs());

@@ -106,9 +106,17 @@ impl KvWatch {
         }
     }
 
+    /// Tells a polling watch how long the last full read took (it polls no faster than ten
+    /// times that).
+    pub fn read_took(&mut self, took: std::time::Duration) {
+        if let KvWatch::Redis(redis::RedisWatch::Poll { every }) = self {
+            *every = redis::POLL_EVERY.max(took * 10);
+        }
+    }
+
     /// Consumes the changes already announced, without waiting.
     pub async fn drain(&mut self) -> Result<(), KvError> {
-        if matches!(self, KvWatch::Redis(redis::RedisWatch::Poll)) {
+        if matches!(self, KvWatch::Redis(redis::RedisWatch::Poll { .. })) {
             return Ok(());
         }
         loop {

@@ -32,6 +32,8 @@ SIGINT/SIGTERM; exit 3 when the lock is held elsewhere, 4 when the lease was los
 
 /// How long a burst of file events is coalesced in `--watch`.
 const SETTLE: Duration = Duration::from_millis(50);
+/// How soon `--watch` tries again after a failed sync.
+const RETRY: Duration = Duration::from_secs(2);
 
 struct Options {
     endpoint: Option<String>,
@@ -262,6 +264,15 @@ impl Diff {
         out
     }
 
+    fn done_summary(&self) -> String {
+        format!(
+            "{} added, {} changed, {} deleted",
+            self.add.len(),
+            self.change.len(),
+            self.delete.len()
+        )
+    }
+
     fn summary(&self) -> String {
         format!(
             "{} to add, {} to change, {} to delete",
@@ -287,7 +298,7 @@ async fn sync_once(store: &KvProvider, endpoint: &str, file: &Path, dry_run: boo
                     "synced {} to {endpoint} under {}/: {}",
                     file.display(),
                     store.root_key,
-                    diff.summary().replace(" to ", " ")
+                    diff.done_summary()
                 );
             }
             0
@@ -358,8 +369,17 @@ async fn sync_watch(store: &KvProvider, endpoint: &str, file: &Path, dry_run: bo
         return 1;
     }
     loop {
-        sync_once(store, endpoint, file, dry_run).await;
-        if rx.recv().await.is_none() {
+        let ok = sync_once(store, endpoint, file, dry_run).await == 0;
+        let next = if ok {
+            rx.recv().await
+        } else {
+            // The store may come back (or the file be fixed): try again.
+            tokio::select! {
+                ev = rx.recv() => ev,
+                _ = tokio::time::sleep(RETRY) => Some(()),
+            }
+        };
+        if next.is_none() {
             return 1;
         }
         tokio::time::sleep(SETTLE).await;

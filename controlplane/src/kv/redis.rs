@@ -15,7 +15,8 @@ const BATCH: usize = 500;
 const PING_EVERY: Duration = Duration::from_secs(4);
 /// A PING unanswered for this long means the connection is dead.
 const PING_TIMEOUT: Duration = Duration::from_secs(3);
-/// The poll interval when the server refuses keyspace notifications.
+/// The poll interval when the server refuses keyspace notifications (stretched to ten times
+/// the last full read, so that a large store is not read back to back).
 pub const POLL_EVERY: Duration = Duration::from_millis(50);
 
 /// One RESP2 reply.
@@ -226,7 +227,8 @@ pub enum RedisWatch {
         conn: RedisConn,
         ping_sent: Option<tokio::time::Instant>,
     },
-    Poll,
+    /// Polling: every `every` ([`POLL_EVERY`], longer when a full read is slow).
+    Poll { every: Duration },
 }
 
 impl RedisWatch {
@@ -240,7 +242,7 @@ impl RedisWatch {
                 "the server does not send keyspace notifications and refuses CONFIG SET; polling every {} ms",
                 POLL_EVERY.as_millis()
             );
-            return Ok(RedisWatch::Poll);
+            return Ok(RedisWatch::Poll { every: POLL_EVERY });
         }
         let channel = format!("__keyspace@{}__:{}*", cfg.db, glob_escape(prefix));
         let reply = conn.call(&["PSUBSCRIBE", &channel]).await?;
@@ -257,8 +259,8 @@ impl RedisWatch {
     /// Waits for the next change (any event on a key under the prefix).
     pub async fn changed(&mut self) -> Result<(), KvError> {
         match self {
-            RedisWatch::Poll => {
-                tokio::time::sleep(POLL_EVERY).await;
+            RedisWatch::Poll { every } => {
+                tokio::time::sleep(*every).await;
                 Ok(())
             }
             RedisWatch::Notify { conn, ping_sent } => loop {

@@ -237,7 +237,9 @@ async fn session(
     // Watch before the first read, so that a change made meanwhile is not missed.
     let mut watch = client.watch(cfg).await?;
     let prefix = format!("{}/", cfg.root_key);
+    let started = tokio::time::Instant::now();
     let pairs = client.list(&prefix).await?;
+    watch.read_took(started.elapsed());
     let unreadable = client.unreadable();
     state.connected = true;
     tracing::info!(provider = cfg.kind.name(), endpoints = ?cfg.endpoints, keys = pairs.len(), "connected to the store; configuration read in full");
@@ -254,10 +256,12 @@ async fn session(
             _ = tokio::time::sleep(RESYNC_EVERY) => {}
             _ = tx.closed() => return Ok(()),
         }
+        let started = tokio::time::Instant::now();
         let pairs = match tokio::time::timeout(READ_TIMEOUT, client.list(&prefix)).await {
             Ok(pairs) => pairs?,
             Err(_) => return Err(KvError::Protocol("a full read timed out".into())),
         };
+        watch.read_took(started.elapsed());
         if !publish(cfg, tx, &pairs, &client.unreadable(), state).await {
             return Ok(());
         }
