@@ -27,6 +27,7 @@ fn spec(routers: usize) -> TableSpec {
                     weight: 1,
                 }],
                 pass_host_header: true,
+                health_check: None,
             }),
         });
         t.routers.push(RouterSpec {

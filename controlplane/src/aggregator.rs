@@ -17,6 +17,13 @@ struct RedirectSchemeConfig {
     permanent: Option<bool>,
 }
 
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+struct RetryConfig {
+    attempts: Option<u32>,
+    initial_interval: Option<ringway_shared::config::TraefikDuration>,
+}
+
 /// What the data plane gets for a middleware, or why it cannot have it (a phrase that follows
 /// the middleware's name: `of type "basicAuth" is not supported yet`).
 fn middleware_spec(m: &MiddlewareConfig) -> Result<MiddlewareSpec, String> {
@@ -48,6 +55,19 @@ fn middleware_spec(m: &MiddlewareConfig) -> Result<MiddlewareSpec, String> {
                 permanent: c.permanent.unwrap_or(false),
             }))
         }
+        "retry" => {
+            let c: RetryConfig = from_node_at(&m.config, "retry").map_err(|e| e.to_string())?;
+            let attempts = c
+                .attempts
+                .filter(|&a| a > 0)
+                .ok_or_else(|| invalid("attempts must be more than 0".to_string()))?;
+            Ok(MiddlewareSpec::Retry(RetrySpec {
+                attempts,
+                initial_interval: c
+                    .initial_interval
+                    .map_or(std::time::Duration::from_millis(100), |d| d.0),
+            }))
+        }
         kind => Err(format!("of type {kind:?} is not supported yet")),
     }
 }
@@ -59,7 +79,9 @@ use ringway_shared::config::dynamic::{MiddlewareConfig, RouterConfig};
 use ringway_shared::config::node::from_node_at;
 use ringway_shared::config::{ConfigError, DynamicConfig, Node, StaticConfig};
 use ringway_shared::rule::{self, RuleKind};
-use ringway_shared::table::{MiddlewareSpec, RedirectSpec, RouterSpec, ServiceId, TableSpec};
+use ringway_shared::table::{
+    MiddlewareSpec, RedirectSpec, RetrySpec, RouterSpec, ServiceId, TableSpec,
+};
 use services::Services;
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;

@@ -3,11 +3,13 @@
 //!
 //! Runs on its own thread; the workers never wait on it (they keep the last published table).
 
+use crate::health::{Health, Probe};
 use crate::snapshot::{Published, TableSlot};
 use ipc_channel::ipc::{IpcOneShotServer, IpcReceiver, IpcSender};
 use ringway_shared::ipc::{ControlToData, DataToControl, PROTOCOL_VERSION, SERVER_ENV};
 use ringway_shared::table::{RouteTable, TableSpec};
 use rustls::sign::CertifiedKey;
+use std::collections::HashMap;
 use std::process::{Child, Command};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
@@ -39,11 +41,14 @@ impl ControlLink {
         let stop = Arc::new(AtomicBool::new(false));
         let reply = Arc::new(Mutex::new(None));
         let child_pid = Arc::new(AtomicU32::new(0));
+        let health = Health::start()
+            .map_err(|e| tracing::error!(error = %e, "cannot start the health checks"))
+            .ok();
         let shared = Shared {
             stop: stop.clone(),
             reply: reply.clone(),
             child_pid: child_pid.clone(),
-            generated,
+            compiler: Compiler { generated, health },
         };
         let thread = thread::Builder::new()
             .name("control-link".into())
@@ -91,8 +96,15 @@ struct Shared {
     stop: Arc<AtomicBool>,
     reply: Arc<Mutex<Option<IpcSender<DataToControl>>>>,
     child_pid: Arc<AtomicU32>,
+    compiler: Compiler,
+}
+
+/// Builds what the workers use from a table: routes, TLS acceptor, health-check flags.
+struct Compiler {
     /// The self-signed default certificate, generated once per process.
     generated: Arc<CertifiedKey>,
+    /// `None` when the checker thread could not start (logged; servers count as up).
+    health: Option<Arc<Health>>,
 }
 
 fn run(args: Vec<String>, slot: Arc<TableSlot>, shared: Shared) {
@@ -100,7 +112,7 @@ fn run(args: Vec<String>, slot: Arc<TableSlot>, shared: Shared) {
         stop,
         reply: reply_slot,
         child_pid,
-        generated,
+        compiler,
     } = shared;
     let mut backoff = BACKOFF_MIN;
     let mut last_generation = slot.generation();
@@ -112,7 +124,7 @@ fn run(args: Vec<String>, slot: Arc<TableSlot>, shared: Shared) {
             &stop,
             &reply_slot,
             &child_pid,
-            &generated,
+            &compiler,
             &mut last_generation,
         ) {
             Ok(()) => {}
@@ -146,7 +158,7 @@ fn session(
     stop: &AtomicBool,
     reply_slot: &Mutex<Option<IpcSender<DataToControl>>>,
     child_pid: &AtomicU32,
-    generated: &Arc<CertifiedKey>,
+    compiler: &Compiler,
     last_generation: &mut u64,
 ) -> Result<(), String> {
     let (server, name) = IpcOneShotServer::<ControlToData>::new()
@@ -208,7 +220,7 @@ fn session(
     if let Ok(mut g) = reply_slot.lock() {
         *g = Some(reply.clone());
     }
-    receive_tables(&receiver, &reply, slot, generated, last_generation);
+    receive_tables(&receiver, &reply, slot, compiler, last_generation);
     reap(&mut child);
     child_pid.store(0, Ordering::SeqCst);
     Ok(())
@@ -218,7 +230,7 @@ fn receive_tables(
     receiver: &IpcReceiver<ControlToData>,
     reply: &IpcSender<DataToControl>,
     slot: &TableSlot,
-    generated: &Arc<CertifiedKey>,
+    compiler: &Compiler,
     last_generation: &mut u64,
 ) {
     // Blocks until the control plane sends or goes away (exit, crash, or killed on shutdown):
@@ -228,11 +240,14 @@ fn receive_tables(
             Ok(ControlToData::Table(payload)) => {
                 let received = Instant::now();
                 let generation = payload.generation;
-                let compiled = payload.decode().and_then(|spec| compile(&spec, generated));
+                let compiled = payload.decode().and_then(|spec| compiler.compile(&spec));
                 match compiled {
-                    Ok(published) => {
+                    Ok((published, probes)) => {
                         let routers = published.table.routers_len();
                         slot.publish(published);
+                        if let Some(h) = &compiler.health {
+                            h.apply(probes);
+                        }
                         *last_generation = generation;
                         let apply_micros = received.elapsed().as_micros() as u64;
                         tracing::info!(generation, routers, apply_micros, "configuration applied");
@@ -272,9 +287,22 @@ fn reap(child: &mut Child) {
     let _ = child.wait();
 }
 
-/// The routes and TLS acceptor of a table, built off the workers.
-fn compile(spec: &TableSpec, generated: &Arc<CertifiedKey>) -> Result<Published, String> {
-    let table = RouteTable::compile(spec).map_err(|e| e.to_string())?;
-    let tls = crate::tls::build(&spec.tls, generated).map_err(|e| e.to_string())?;
-    Ok(Published { table, tls })
+/// The servers a table's health checks probe, by (service, server URL).
+type Probes = HashMap<(String, String), Probe>;
+
+impl Compiler {
+    /// The routes and TLS acceptor of a table, built off the workers, and the servers its
+    /// health checks probe.
+    fn compile(&self, spec: &TableSpec) -> Result<(Published, Probes), String> {
+        let mut probes = HashMap::new();
+        let table = match &self.health {
+            Some(h) => RouteTable::compile_with(spec, &mut |service, server, check| {
+                h.flag_for(&mut probes, service, server, check)
+            }),
+            None => RouteTable::compile(spec),
+        }
+        .map_err(|e| e.to_string())?;
+        let tls = crate::tls::build(&spec.tls, &self.generated).map_err(|e| e.to_string())?;
+        Ok((Published { table, tls }, probes))
+    }
 }

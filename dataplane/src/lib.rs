@@ -6,6 +6,7 @@
 //! to `proxy`, which parses (`http`), routes, and forwards over per-worker upstream pools.
 
 mod control_link;
+mod health;
 pub mod http;
 mod listener;
 mod proxy;

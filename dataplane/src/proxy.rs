@@ -24,7 +24,7 @@ use monoio::net::TcpStream;
 pub use prefixed::Prefixed;
 use ringway_shared::config::static_config::EntryPoint;
 use ringway_shared::rule::{HeaderSource, RequestView};
-use ringway_shared::table::{MiddlewareSpec, RedirectSpec, ServerSpec, TcpTls};
+use ringway_shared::table::{MiddlewareSpec, RedirectSpec, RetrySpec, ServerSpec, TcpTls};
 use ringway_shared::tcp_rule::TcpRequest;
 pub use splice::PipePool;
 use std::net::SocketAddr;
@@ -379,6 +379,7 @@ async fn handle_request<C: Downstream>(
     let Some(router) = route else {
         return respond_local(client, rbuf, head, 404, has_body).await;
     };
+    let mut retry = None;
     for m in &router.middlewares {
         match m {
             MiddlewareSpec::RedirectScheme(spec) => {
@@ -386,12 +387,17 @@ async fn handle_request<C: Downstream>(
                     return respond_bytes(client, rbuf, head, bytes, has_body).await;
                 }
             }
+            MiddlewareSpec::Retry(spec) => retry = Some(*spec),
         }
     }
     let service = router.service;
-    let (server, pass_host) = match snap.pick_server(service) {
-        Pick::Server(s, p) => (s, p),
-        Pick::NoServer => return respond_local(client, rbuf, head, 503, has_body).await,
+    let target = Target {
+        snap: &snap,
+        service,
+        retry,
+    };
+    let Some(first) = target.pick() else {
+        return respond_local(client, rbuf, head, 503, has_body).await;
     };
     // `snap` lives until the response is relayed: the request finishes on the table it
     // started with, whatever is published meanwhile.
@@ -402,11 +408,36 @@ async fn handle_request<C: Downstream>(
         head,
         ep,
         w,
-        server,
-        pass_host,
+        target,
+        first,
         method_is_head,
     )
     .await
+}
+
+/// Where a request goes: the service (servers are picked from it, again on a retry) and the
+/// router's retry middleware, if any.
+struct Target<'a> {
+    snap: &'a crate::snapshot::Snapshot,
+    service: ringway_shared::table::ServiceId,
+    retry: Option<RetrySpec>,
+}
+
+impl<'a> Target<'a> {
+    fn pick(&self) -> Option<(&'a ServerSpec, bool)> {
+        match self.snap.pick_server(self.service) {
+            Pick::Server(s, p) => Some((s, p)),
+            Pick::NoServer => None,
+        }
+    }
+}
+
+/// Methods whose repetition has no other effect than the first (RFC 9110, 9.2.2).
+fn idempotent(method: &str) -> bool {
+    matches!(
+        method,
+        "GET" | "HEAD" | "OPTIONS" | "PUT" | "DELETE" | "TRACE"
+    )
 }
 
 /// Answers a request with `bytes` (a complete response). A request with a body closes the
@@ -449,32 +480,43 @@ async fn respond_local<C: Downstream>(
 /// Forwards one request to `server` and its response back. Returns whether the client
 /// connection stays usable.
 #[allow(clippy::too_many_arguments)]
-async fn forward<C: Downstream>(
+async fn forward<'a, C: Downstream>(
     client: &mut C,
     peer: SocketAddr,
     rbuf: &mut Vec<u8>,
     head: &RequestHead,
     ep: &EntryPoint,
     w: &Rc<WorkerCtx>,
-    server: &ServerSpec,
-    pass_host: bool,
+    target: Target<'a>,
+    (mut server, pass_host): (&'a ServerSpec, bool),
     method_is_head: bool,
 ) -> bool {
-    // The rewritten head, followed by the body bytes that arrived with it.
-    let mut out = w.heads.take();
-    let ctx = ForwardContext {
+    let base = ForwardContext {
         client_addr: peer,
         trusted: ep.trusts(peer.ip()),
         tls: client.is_tls(),
         entry_port: ep.address.port(),
         server_name: &w.server_name,
-        upstream_host: if pass_host {
-            None
-        } else {
-            Some(server.authority.as_str())
-        },
+        upstream_host: None,
     };
-    write_request_head(&mut out, rbuf, head, &ctx);
+    fn for_server<'a>(
+        base: &ForwardContext<'a>,
+        pass_host: bool,
+        server: &'a ServerSpec,
+    ) -> ForwardContext<'a> {
+        ForwardContext {
+            upstream_host: (!pass_host).then_some(server.authority.as_str()),
+            ..*base
+        }
+    }
+    let ctx = |server| for_server(&base, pass_host, server);
+    // The rewritten head, followed by the body bytes that arrived with it.
+    let mut out = w.heads.take();
+    write_request_head(&mut out, rbuf, head, &ctx(server));
+    // A retry to another server rewrites the head when it names the server (Host).
+    let original_head =
+        (target.retry.is_some() && !pass_host).then(|| rbuf[..head.head_len].to_vec());
+    let idempotent = idempotent(head.method(rbuf));
     let mut req_body = BodyState::new(&head.framing);
     let inline = match req_body.feed(&rbuf[head.head_len..]) {
         Ok(n) => n,
@@ -485,6 +527,10 @@ async fn forward<C: Downstream>(
         }
     };
     out.extend_from_slice(&rbuf[head.head_len..head.head_len + inline]);
+    let inline_body = match &original_head {
+        Some(_) => rbuf[head.head_len..head.head_len + inline].to_vec(),
+        None => Vec::new(),
+    };
     let upgrade = head.upgrade;
     let client_conn = ClientConn {
         http10: head.minor_version == 0,
@@ -496,12 +542,41 @@ async fn forward<C: Downstream>(
     // A request whose whole body is in `out` can be sent again on a fresh connection.
     let replayable = req_body.is_done();
 
-    let mut attempt = 0;
+    let mut stale = 0;
+    let mut tries = 1;
     let outcome = loop {
-        attempt += 1;
-        let (upstream, reused) = match checkout(w, server).await {
+        // Whether the retry middleware may send the request to the next server: `sent`
+        // says some of it may have reached the last one.
+        let retry_after = |tries: u32, sent: bool| {
+            let spec = target.retry?;
+            let allowed = tries < spec.attempts && (!sent || (idempotent && replayable));
+            allowed.then(|| {
+                let factor = 1.5f64.powi(i32::try_from(tries).unwrap_or(i32::MAX) - 1);
+                spec.initial_interval.mul_f64(factor.min(1e6))
+            })
+        };
+        let (upstream, reused) = match checkout(w, server, !idempotent).await {
             Ok(c) => c,
-            Err(f) => break Err(f),
+            Err(f) => match retry_after(tries, false) {
+                Some(wait) => {
+                    tracing::debug!(server = %server.url, tries, "retrying on another server");
+                    tries += 1;
+                    monoio::time::sleep(wait).await;
+                    match target.pick() {
+                        Some((next, _)) => {
+                            server = next;
+                            if let Some(orig) = &original_head {
+                                out.clear();
+                                write_request_head(&mut out, orig, head, &ctx(server));
+                                out.extend_from_slice(&inline_body);
+                            }
+                            continue;
+                        }
+                        None => break Err(f),
+                    }
+                }
+                None => break Err(f),
+            },
         };
         let (res, o) = exchange(
             client,
@@ -520,10 +595,31 @@ async fn forward<C: Downstream>(
         )
         .await;
         out = o;
-        match res {
-            Err(Failure::Stale) if replayable && attempt < 3 => continue,
-            Err(Failure::Stale) => break Err(Failure::Upstream),
+        let failure = match res {
+            // A pooled connection the server had closed: the same server, a new connection.
+            // Only for idempotent requests: the server may have read it before closing.
+            Err(Failure::Stale) if replayable && idempotent && stale < 2 => {
+                stale += 1;
+                continue;
+            }
+            Err(Failure::Stale) => Failure::Upstream,
+            Err(f @ (Failure::Upstream | Failure::Timeout)) => f,
             other => break other,
+        };
+        let Some(wait) = retry_after(tries, true) else {
+            break Err(failure);
+        };
+        tracing::debug!(server = %server.url, tries, "retrying on another server");
+        tries += 1;
+        monoio::time::sleep(wait).await;
+        let Some((next, _)) = target.pick() else {
+            break Err(failure);
+        };
+        server = next;
+        if let Some(orig) = &original_head {
+            out.clear();
+            write_request_head(&mut out, orig, head, &ctx(server));
+            out.extend_from_slice(&inline_body);
         }
     };
     w.heads.give(out);
@@ -543,8 +639,16 @@ async fn forward<C: Downstream>(
 }
 
 /// An idle pooled connection to `server`, or a new one.
-async fn checkout(w: &WorkerCtx, server: &ServerSpec) -> Result<(TcpStream, bool), Failure> {
-    if let Some(s) = w.pool.borrow_mut().take(server.addr, Instant::now()) {
+async fn checkout(
+    w: &WorkerCtx,
+    server: &ServerSpec,
+    verify: bool,
+) -> Result<(TcpStream, bool), Failure> {
+    if let Some(s) = w
+        .pool
+        .borrow_mut()
+        .take(server.addr, Instant::now(), verify)
+    {
         return Ok((s, true));
     }
     match with_timeout(w.upstream.dial, TcpStream::connect_addr(server.addr)).await {

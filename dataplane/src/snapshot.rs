@@ -84,21 +84,28 @@ impl Snapshot {
             let Some(state) = lb.get_mut(service.0 as usize) else {
                 return Pick::NoServer;
             };
-            match self.published.table.service(service) {
-                Some(CompiledService::LoadBalancer {
-                    servers,
-                    weights,
-                    pass_host_header,
-                    ..
-                }) => {
-                    return match state.pick(weights, |_| true) {
+            let table = &self.published.table;
+            match table.service(service) {
+                Some(
+                    lb @ CompiledService::LoadBalancer {
+                        servers,
+                        weights,
+                        pass_host_header,
+                        ..
+                    },
+                ) => {
+                    return match state.pick(weights, |i| lb.server_up(i)) {
                         Some(i) => Pick::Server(&servers[i], *pass_host_header),
                         None => Pick::NoServer,
                     };
                 }
                 Some(CompiledService::Weighted {
                     children, weights, ..
-                }) => match state.pick(weights, |_| true) {
+                }) => match state.pick(weights, |i| {
+                    table
+                        .service(children[i])
+                        .is_some_and(CompiledService::any_up)
+                }) {
                     Some(i) => service = children[i],
                     None => return Pick::NoServer,
                 },

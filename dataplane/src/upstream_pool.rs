@@ -28,14 +28,20 @@ impl UpstreamPool {
     }
 
     /// The most recently used idle connection to `addr` that has not outlived the idle timeout.
-    pub fn take(&mut self, addr: SocketAddr, now: Instant) -> Option<TcpStream> {
+    /// With `verify`, a connection that the server has already closed (or that holds
+    /// unexpected bytes) is dropped rather than returned: a request that must not be sent
+    /// twice should not find that out by losing its first try.
+    pub fn take(&mut self, addr: SocketAddr, now: Instant, verify: bool) -> Option<TcpStream> {
         let list = self.idle.get_mut(&addr)?;
         while let Some(conn) = list.pop() {
-            if now.duration_since(conn.since) < self.idle_timeout {
+            if now.duration_since(conn.since) >= self.idle_timeout {
+                // Older ones are further down the stack: all expired.
+                list.clear();
+                break;
+            }
+            if !verify || quiet(&conn.stream) {
                 return Some(conn.stream);
             }
-            // Older ones are further down the stack: all expired.
-            list.clear();
         }
         None
     }
@@ -56,4 +62,21 @@ impl UpstreamPool {
     pub fn clear(&mut self) {
         self.idle.clear();
     }
+}
+
+/// Whether an idle connection has nothing to read and no EOF pending (one non-blocking peek).
+fn quiet(stream: &TcpStream) -> bool {
+    use std::os::fd::AsRawFd;
+    let mut byte = 0u8;
+    // SAFETY: `recv` writes at most one byte into `byte`, which outlives the call; the fd is
+    // owned by `stream` for the duration of the call.
+    let n = unsafe {
+        libc::recv(
+            stream.as_raw_fd(),
+            (&mut byte as *mut u8).cast(),
+            1,
+            libc::MSG_PEEK | libc::MSG_DONTWAIT,
+        )
+    };
+    n < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::WouldBlock
 }

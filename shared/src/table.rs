@@ -7,7 +7,8 @@
 mod compiled;
 
 pub use compiled::{
-    CompiledRouter, CompiledService, EntryRoutes, RouteTable, TableError, TcpEntryRoutes, TcpRoute,
+    CompiledRouter, CompiledService, EntryRoutes, HealthFlag, RouteTable, TableError,
+    TcpEntryRoutes, TcpRoute,
 };
 
 use serde::{Deserialize, Serialize};
@@ -126,6 +127,18 @@ pub struct RouterSpec {
 pub enum MiddlewareSpec {
     /// `redirectScheme`; also what `entryPoints.<ep>.http.redirections` becomes.
     RedirectScheme(RedirectSpec),
+    /// `retry`: another server is tried when one cannot be reached.
+    Retry(RetrySpec),
+}
+
+/// `retry.{attempts, initialInterval}`: up to `attempts` tries in all, the n-th retry after
+/// `initial_interval × 1.5^(n-1)`. A try is repeated only when no byte of the request reached
+/// the server (connection refused, a pooled connection found closed), or when the method is
+/// idempotent, the whole body was buffered, and no byte of the response was sent on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetrySpec {
+    pub attempts: u32,
+    pub initial_interval: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -156,6 +169,30 @@ pub struct LoadBalancerSpec {
     pub servers: Vec<ServerSpec>,
     /// Forward the client's Host header (default) or the server's authority.
     pub pass_host_header: bool,
+    /// `healthCheck`: the data plane probes every server and skips those that fail.
+    #[serde(default)]
+    pub health_check: Option<HealthCheckSpec>,
+}
+
+/// `loadBalancer.healthCheck`, validated: an HTTP request to each server every `interval`
+/// (`unhealthy_interval` while it is down); a server is down when the request fails, takes
+/// longer than `timeout`, or answers another status than `status` (by default, anything
+/// outside 200–399).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct HealthCheckSpec {
+    pub method: String,
+    /// Path and query, starting with `/`.
+    pub path: String,
+    /// Sent as Host instead of the server's address.
+    pub hostname: Option<String>,
+    /// Probed instead of the server's port.
+    pub port: Option<u16>,
+    pub interval: Duration,
+    pub unhealthy_interval: Duration,
+    pub timeout: Duration,
+    /// The one healthy status; `None`: 200–399.
+    pub status: Option<u16>,
+    pub headers: Vec<(String, String)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -57,6 +57,10 @@ struct Shared {
     stop: AtomicBool,
     /// Open connections by id, so drop can shut them down.
     streams: Mutex<HashMap<usize, TcpStream>>,
+    /// The status `/health` answers (200 until set).
+    health: std::sync::atomic::AtomicU16,
+    /// Reset every connection once a request has been read, answering nothing.
+    reset: AtomicBool,
 }
 
 /// The test origin; stops accepting and closes its connections on drop.
@@ -76,6 +80,8 @@ impl Origin {
             connections: AtomicUsize::new(0),
             stop: AtomicBool::new(false),
             streams: Mutex::new(HashMap::new()),
+            health: std::sync::atomic::AtomicU16::new(200),
+            reset: AtomicBool::new(false),
         });
         let s = shared.clone();
         thread::Builder::new()
@@ -104,6 +110,18 @@ impl Origin {
             .into_iter()
             .filter(|r| r.target.starts_with(prefix))
             .collect()
+    }
+
+    /// Makes `/health` answer `status` from now on.
+    #[allow(dead_code)]
+    pub fn set_health(&self, status: u16) {
+        self.shared.health.store(status, Ordering::SeqCst);
+    }
+
+    /// From now on, reads each request and resets the connection without answering.
+    #[allow(dead_code)]
+    pub fn reset_requests(&self) {
+        self.shared.reset.store(true, Ordering::SeqCst);
     }
 
     /// TCP connections accepted so far.
@@ -512,11 +530,22 @@ fn respond<R: BufRead>(
         ""
     };
     let name = &shared.name;
+    if shared.reset.load(Ordering::SeqCst) {
+        // The request was read; the connection is reset without an answer.
+        let _ = socket2::SockRef::from(&*w).set_linger(Some(Duration::ZERO));
+        return Err(io::Error::other("reset on purpose"));
+    }
     let mut segments = path.trim_start_matches('/').splitn(2, '/');
     let first = segments.next().unwrap_or_default();
     let arg: Option<u64> = segments.next().and_then(|a| a.parse().ok());
 
     match (first, arg) {
+        ("health", None) => {
+            let code = shared.health.load(Ordering::SeqCst);
+            let body = format!("health {code}\n");
+            send_full(w, code, name, close, "text/plain", body.as_bytes(), is_head)?;
+            Ok(true)
+        }
         ("status", Some(code)) => {
             let code = code as u16;
             if code == 204 || code == 304 {

@@ -3,12 +3,15 @@
 
 use super::{qualify, Resolution, Resolver, ServiceStatus};
 use ringway_shared::config::dynamic::{LoadBalancerConfig, ServiceConfig, WeightedConfig};
-use ringway_shared::config::ConfigError;
+use ringway_shared::config::node::from_node_at;
+use ringway_shared::config::{ConfigError, Node, TraefikDuration};
 use ringway_shared::table::{
-    LoadBalancerSpec, ServerSpec, ServiceId, ServiceKind, ServiceSpec, WeightedChild,
+    HealthCheckSpec, LoadBalancerSpec, ServerSpec, ServiceId, ServiceKind, ServiceSpec,
+    WeightedChild,
 };
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
+use std::time::Duration;
 
 /// A provider's service before validation, under its qualified name.
 pub(super) struct RawService<'a> {
@@ -74,9 +77,19 @@ impl Services {
                             Err(e) => fail(&mut status, format!("server {:?}: {e}", s.url)),
                         }
                     }
+                    let health_check = match lb.health_check.as_ref().map(health_check) {
+                        None => None,
+                        Some(Ok(spec)) => Some(spec),
+                        Some(Err(e)) => {
+                            fail(&mut status, format!("loadBalancer.healthCheck: {e}"));
+                            out.services.push(status);
+                            continue;
+                        }
+                    };
                     ServiceKind::LoadBalancer(LoadBalancerSpec {
                         servers,
                         pass_host_header: lb.pass_host_header.unwrap_or(true),
+                        health_check,
                     })
                 }
                 Kind::Weighted(w) => {
@@ -162,7 +175,6 @@ fn kind_of(svc: &ServiceConfig) -> Result<(Kind<'_>, Vec<String>), String> {
             );
         }
         ignored(lb.sticky.is_some(), "loadBalancer.sticky");
-        ignored(lb.health_check.is_some(), "loadBalancer.healthCheck");
         ignored(
             lb.passive_health_check.is_some(),
             "loadBalancer.passiveHealthCheck",
@@ -347,4 +359,94 @@ mod url_tests {
         assert!(server("http://10.0.0.1/base", 1, true, &no_dns).is_err());
         assert!(server("http://10.0.0.1/", 1, true, &no_dns).is_ok());
     }
+}
+
+/// `loadBalancer.healthCheck` as Traefik v3 spells it.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+struct HealthCheckConfig {
+    scheme: Option<String>,
+    mode: Option<String>,
+    path: Option<String>,
+    method: Option<String>,
+    status: Option<u16>,
+    port: Option<u16>,
+    hostname: Option<String>,
+    interval: Option<TraefikDuration>,
+    unhealthy_interval: Option<TraefikDuration>,
+    timeout: Option<TraefikDuration>,
+    headers: BTreeMap<String, String>,
+    /// Accepted; redirects are never followed (a 3xx answer counts as healthy).
+    #[allow(dead_code)]
+    follow_redirects: Option<bool>,
+}
+
+/// Validates a health check; Traefik's defaults: every 30 s, 5 s timeout, GET, 2xx/3xx.
+fn health_check(node: &Node) -> Result<HealthCheckSpec, String> {
+    let c: HealthCheckConfig = from_node_at(node, "healthCheck").map_err(|e| e.to_string())?;
+    if let Some(scheme) = c
+        .scheme
+        .as_deref()
+        .filter(|s| !s.eq_ignore_ascii_case("http"))
+    {
+        return Err(format!(
+            "scheme {scheme:?} is not supported yet (http only)"
+        ));
+    }
+    if let Some(mode) = c
+        .mode
+        .as_deref()
+        .filter(|m| !m.eq_ignore_ascii_case("http"))
+    {
+        return Err(format!("mode {mode:?} is not supported yet (http only)"));
+    }
+    let path = c.path.unwrap_or_default();
+    if !path.starts_with('/') || path.bytes().any(|b| b <= b' ' || b == 0x7f) {
+        return Err(format!(
+            "path {path:?} must start with / and hold no spaces"
+        ));
+    }
+    let method = c
+        .method
+        .unwrap_or_else(|| "GET".to_string())
+        .to_ascii_uppercase();
+    if method.is_empty() || !method.bytes().all(|b| b.is_ascii_alphabetic()) {
+        return Err(format!("method {method:?} is not a method"));
+    }
+    if let Some(s) = c.status.filter(|s| !(100..=599).contains(s)) {
+        return Err(format!("status {s} is not an HTTP status"));
+    }
+    if c.port == Some(0) {
+        return Err("port 0 is not a port".to_string());
+    }
+    let token = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_graphic() && b != b':');
+    let value = |s: &str| s.bytes().all(|b| b == b'\t' || (b' '..=b'~').contains(&b));
+    if let Some(h) = c
+        .hostname
+        .as_deref()
+        .filter(|h| !token(h) || h.contains('/'))
+    {
+        return Err(format!("hostname {h:?} is not a host name"));
+    }
+    for (name, v) in &c.headers {
+        if !token(name) || !value(v) {
+            return Err(format!("header {name:?}: {v:?} is not a valid header"));
+        }
+    }
+    let interval = c.interval.map_or(Duration::from_secs(30), |d| d.0);
+    let timeout = c.timeout.map_or(Duration::from_secs(5), |d| d.0);
+    if interval.is_zero() || timeout.is_zero() {
+        return Err("interval and timeout must be more than 0".to_string());
+    }
+    Ok(HealthCheckSpec {
+        method,
+        path,
+        hostname: c.hostname,
+        port: c.port,
+        interval,
+        unhealthy_interval: c.unhealthy_interval.map_or(interval, |d| d.0),
+        timeout,
+        status: c.status,
+        headers: c.headers.into_iter().collect(),
+    })
 }

@@ -325,8 +325,9 @@ service = "checked"
             .any(|e| e.contains("none") && e.contains("no type")),
         "{errors:?}"
     );
+    // strategy and sticky are ignored with a warning; the health check is implemented.
     let warnings = texts(&r.warnings);
-    assert_eq!(warnings.len(), 3, "{warnings:?}");
+    assert_eq!(warnings.len(), 2, "{warnings:?}");
     assert!(
         warnings
             .iter()
@@ -473,4 +474,98 @@ fn priority_zero_means_rule_length() {
         ),
     )]);
     assert_eq!(r.table.routers[0].priority, "Host(`abc`)".len() as i64);
+}
+
+#[test]
+fn retry_middlewares_and_health_checks_reach_the_table() {
+    use ringway_shared::table::{MiddlewareSpec, ServiceKind};
+    let toml = r#"
+[http.routers.r]
+rule = "Host(`a`)"
+service = "s"
+middlewares = ["again"]
+[http.middlewares.again.retry]
+attempts = 3
+initialInterval = "250ms"
+[http.services.s.loadBalancer]
+servers = [{ url = "http://127.0.0.1:9001" }]
+[http.services.s.loadBalancer.healthCheck]
+path = "/ready?full=1"
+interval = "2s"
+timeout = "1s"
+status = 204
+port = 9100
+hostname = "probe.internal"
+method = "head"
+[http.services.s.loadBalancer.healthCheck.headers]
+X-Probe = "1"
+"#;
+    let r = run(&[provider("file", toml)]);
+    assert!(r.errors.is_empty(), "{:?}", texts(&r.errors));
+    let router = &r.table.routers[0];
+    match router.middlewares.as_slice() {
+        [MiddlewareSpec::Retry(spec)] => {
+            assert_eq!(spec.attempts, 3);
+            assert_eq!(spec.initial_interval, std::time::Duration::from_millis(250));
+        }
+        other => panic!("unexpected middlewares {other:?}"),
+    }
+    let ServiceKind::LoadBalancer(lb) = &r.table.services[0].kind else {
+        panic!("not a load balancer");
+    };
+    let hc = lb.health_check.as_ref().expect("health check");
+    assert_eq!(hc.path, "/ready?full=1");
+    assert_eq!(hc.method, "HEAD");
+    assert_eq!(hc.interval, std::time::Duration::from_secs(2));
+    assert_eq!(hc.unhealthy_interval, std::time::Duration::from_secs(2));
+    assert_eq!(hc.timeout, std::time::Duration::from_secs(1));
+    assert_eq!(hc.status, Some(204));
+    assert_eq!(hc.port, Some(9100));
+    assert_eq!(hc.hostname.as_deref(), Some("probe.internal"));
+    assert_eq!(hc.headers, vec![("X-Probe".to_string(), "1".to_string())]);
+}
+
+#[test]
+fn bad_health_checks_and_retries_are_errors() {
+    for (section, want) in [
+        (
+            "[http.services.s.loadBalancer.healthCheck]\npath = \"x\"",
+            "must start with /",
+        ),
+        (
+            "[http.services.s.loadBalancer.healthCheck]\npath = \"/\"\nscheme = \"https\"",
+            "http only",
+        ),
+        (
+            "[http.services.s.loadBalancer.healthCheck]\npath = \"/\"\nstatus = 999",
+            "not an HTTP status",
+        ),
+        (
+            "[http.services.s.loadBalancer.healthCheck]\npath = \"/\"\ninterval = \"0s\"",
+            "more than 0",
+        ),
+        (
+            "[http.services.s.loadBalancer.healthCheck]\npath = \"/\"\ninterval = \"soon\"",
+            "invalid duration",
+        ),
+    ] {
+        let toml = format!(
+            "[http.services.s.loadBalancer]\nservers = [{{ url = \"http://127.0.0.1:9001\" }}]\n{section}\n"
+        );
+        let r = run(&[provider("file", &toml)]);
+        assert!(r.table.services.is_empty(), "{section}");
+        let errors = texts(&r.errors);
+        assert!(
+            errors.iter().any(|e| e.contains(want)),
+            "{section}: {errors:?}"
+        );
+    }
+    let toml = "[http.routers.r]\nrule = \"Host(`a`)\"\nservice = \"s\"\nmiddlewares = [\"m\"]\n\
+                [http.middlewares.m.retry]\n\
+                [http.services.s.loadBalancer]\nservers = [{ url = \"http://127.0.0.1:9001\" }]\n";
+    let r = run(&[provider("file", toml)]);
+    assert!(r.table.routers.is_empty());
+    assert!(texts(&r.errors)
+        .iter()
+        .any(|e| e.contains("attempts must be more than 0")));
 }

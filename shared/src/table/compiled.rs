@@ -1,11 +1,13 @@
 //! The compiled, immutable routing table the workers match requests against.
 
 use super::TcpTls;
-use super::{ServerSpec, ServiceId, ServiceKind, TableSpec};
+use super::{HealthCheckSpec, ServerSpec, ServiceId, ServiceKind, TableSpec};
 use crate::router_index::RouterIndex;
 use crate::rule::{self, RequestView};
 use crate::tcp_rule::{TcpRequest, TcpRule};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 /// A table as the workers use it: per entry point, an index of routers (plain and TLS).
 #[derive(Debug)]
@@ -81,6 +83,10 @@ pub struct CompiledRouter {
     pub middlewares: Vec<super::MiddlewareSpec>,
 }
 
+/// Whether a health-checked server is up: written by the health checker when the state
+/// changes (rarely), read by the workers on each pick (a shared, read-mostly cache line).
+pub type HealthFlag = Arc<AtomicBool>;
+
 #[derive(Debug)]
 pub enum CompiledService {
     LoadBalancer {
@@ -88,6 +94,8 @@ pub enum CompiledService {
         servers: Vec<ServerSpec>,
         weights: Vec<u32>,
         pass_host_header: bool,
+        /// One flag per server when the service is health-checked; empty otherwise.
+        health: Box<[HealthFlag]>,
     },
     Weighted {
         name: String,
@@ -126,8 +134,18 @@ impl RouteTable {
         }
     }
 
-    /// Compiles a spec: parses and indexes every rule, checks every reference.
+    /// Compiles a spec: parses and indexes every rule, checks every reference. Health-checked
+    /// servers start up, each with a flag of its own.
     pub fn compile(spec: &TableSpec) -> Result<RouteTable, TableError> {
+        RouteTable::compile_with(spec, &mut |_, _, _| Arc::new(AtomicBool::new(true)))
+    }
+
+    /// As [`RouteTable::compile`], with the flag of each health-checked server from
+    /// `health_of(service, server, check)` (so that a server keeps its state across tables).
+    pub fn compile_with(
+        spec: &TableSpec,
+        health_of: &mut dyn FnMut(&str, &ServerSpec, &HealthCheckSpec) -> HealthFlag,
+    ) -> Result<RouteTable, TableError> {
         let services_len = spec.services.len();
         let mut services = Vec::with_capacity(services_len);
         for s in &spec.services {
@@ -137,6 +155,14 @@ impl RouteTable {
                     weights: lb.servers.iter().map(|srv| srv.weight).collect(),
                     servers: lb.servers.clone(),
                     pass_host_header: lb.pass_host_header,
+                    health: match &lb.health_check {
+                        Some(check) => lb
+                            .servers
+                            .iter()
+                            .map(|srv| health_of(&s.name, srv, check))
+                            .collect(),
+                        None => Box::default(),
+                    },
                 },
                 ServiceKind::Weighted(children) => {
                     for c in children {
@@ -286,6 +312,31 @@ fn compile_tcp(spec: &TableSpec) -> Result<TcpCompiled, TableError> {
         }
     }
     Ok((eps, spec.tcp_services.clone()))
+}
+
+impl CompiledService {
+    /// Whether server `i` of a load balancer may be picked (not known to be down).
+    pub fn server_up(&self, i: usize) -> bool {
+        match self {
+            CompiledService::LoadBalancer { health, .. } => {
+                health.get(i).is_none_or(|h| h.load(Ordering::Relaxed))
+            }
+            CompiledService::Weighted { .. } => true,
+        }
+    }
+
+    /// Whether any server could be picked (a weighted child with none is skipped).
+    pub fn any_up(&self) -> bool {
+        match self {
+            CompiledService::LoadBalancer {
+                health, servers, ..
+            } => {
+                !servers.is_empty()
+                    && (health.is_empty() || health.iter().any(|h| h.load(Ordering::Relaxed)))
+            }
+            CompiledService::Weighted { .. } => true,
+        }
+    }
 }
 
 impl EntryRoutes {
