@@ -425,7 +425,12 @@ struct Target<'a> {
 
 impl<'a> Target<'a> {
     fn pick(&self) -> Option<(&'a ServerSpec, bool)> {
-        match self.snap.pick_server(self.service) {
+        self.pick_except(&[])
+    }
+
+    /// A server for a retry: one that has not failed this request, if any is up.
+    fn pick_except(&self, tried: &[SocketAddr]) -> Option<(&'a ServerSpec, bool)> {
+        match self.snap.pick_server_except(self.service, tried) {
             Pick::Server(s, p) => Some((s, p)),
             Pick::NoServer => None,
         }
@@ -544,6 +549,8 @@ async fn forward<'a, C: Downstream>(
 
     let mut stale = 0;
     let mut tries = 1;
+    // Servers that failed this request (a retry prefers the others).
+    let mut tried: Vec<SocketAddr> = Vec::new();
     let outcome = loop {
         // Whether the retry middleware may send the request to the next server: `sent`
         // says some of it may have reached the last one.
@@ -562,7 +569,8 @@ async fn forward<'a, C: Downstream>(
                     tracing::debug!(server = %server.url, tries, "retrying on another server");
                     tries += 1;
                     monoio::time::sleep(wait).await;
-                    match target.pick() {
+                    tried.push(server.addr);
+                    match target.pick_except(&tried) {
                         Some((next, _)) => {
                             server = next;
                             if let Some(orig) = &original_head {
@@ -612,7 +620,8 @@ async fn forward<'a, C: Downstream>(
         tracing::debug!(server = %server.url, tries, "retrying on another server");
         tries += 1;
         monoio::time::sleep(wait).await;
-        let Some((next, _)) = target.pick() else {
+        tried.push(server.addr);
+        let Some((next, _)) = target.pick_except(&tried) else {
             break Err(failure);
         };
         server = next;

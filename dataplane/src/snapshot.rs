@@ -9,6 +9,7 @@ use arc_swap::ArcSwap;
 use ringway_shared::lb::SmoothWrr;
 use ringway_shared::table::{CompiledService, RouteTable, ServerSpec, ServiceId, TcpServiceKind};
 use std::cell::RefCell;
+use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -77,7 +78,9 @@ impl Snapshot {
 
     /// Picks a server for a service, descending through weighted services.
     /// Returns the server and whether the Host header is passed through.
-    pub fn pick_server(&self, mut service: ServiceId) -> Pick<'_> {
+    /// Skips the servers at `tried` (a retry goes to a server that has not failed this
+    /// request yet, when there is one).
+    pub fn pick_server_except(&self, mut service: ServiceId, tried: &[SocketAddr]) -> Pick<'_> {
         let mut lb = self.lb.borrow_mut();
         // Weighted services form a DAG (the control plane rejects cycles); bound the walk anyway.
         for _ in 0..32 {
@@ -94,7 +97,14 @@ impl Snapshot {
                         ..
                     },
                 ) => {
-                    return match state.pick(weights, |i| lb.server_up(i)) {
+                    let fresh = |i: usize| lb.server_up(i) && !tried.contains(&servers[i].addr);
+                    let pick = match state.pick(weights, fresh) {
+                        Some(i) => Some(i),
+                        // Every server has failed this request: any that is up.
+                        None if !tried.is_empty() => state.pick(weights, |i| lb.server_up(i)),
+                        None => None,
+                    };
+                    return match pick {
                         Some(i) => Pick::Server(&servers[i], *pass_host_header),
                         None => Pick::NoServer,
                     };

@@ -5,6 +5,7 @@
 
 pub mod client;
 pub mod docker;
+pub mod load;
 pub mod origin;
 pub mod process;
 pub mod tls;

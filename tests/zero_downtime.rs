@@ -1,0 +1,181 @@
+//! End to end: deploys under constant load drop no request. A real dockerd runs the
+//! containers (busybox httpd, see `support::docker`); ringway follows them with the Docker
+//! provider; client threads send `GET /` back to back on keep-alive connections the whole time
+//! and count every failure.
+//!
+//! - blue/green, as compose does it with a `stop_grace_period`: the new container starts,
+//!   then the old one gets SIGTERM and keeps serving until it is killed a second later
+//!   (`docker stop --time 1`); ten times in a row.
+//! - abrupt: one of two replicas is SIGKILLed (no grace at all) and replaced; ten times. The
+//!   router's `retry` middleware sends the requests that were on their way to it to the other.
+//!
+//! Each run prints requests sent, failures, and how long routing took to follow each change
+//! (first answer from a new container after `docker run` returned; last answer from an old one
+//! after `docker stop`/`kill` was called). Those are measurements, not assertions: the
+//! assertion is zero failed requests.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use support::docker::{docker, wait_marker, DockerEnv, ORIGIN_PORT};
+use support::load::Load;
+use support::{free_port, wait_until, Ringway, READY_TIMEOUT};
+
+const ROUNDS: usize = 10;
+const HOST: &str = "zdt.test";
+
+fn labels() -> Vec<(&'static str, &'static str)> {
+    vec![
+        ("traefik.http.routers.app.rule", "Host(`zdt.test`)"),
+        ("traefik.http.routers.app.service", "app"),
+        ("traefik.http.routers.app.middlewares", "again"),
+        ("traefik.http.services.app.loadbalancer.server.port", "8080"),
+        ("traefik.http.middlewares.again.retry.attempts", "3"),
+        (
+            "traefik.http.middlewares.again.retry.initialinterval",
+            "10ms",
+        ),
+    ]
+}
+
+fn start(env: &DockerEnv) -> (Ringway, SocketAddr) {
+    let port = free_port();
+    let args = [
+        format!("--entrypoints.web.address=127.0.0.1:{port}"),
+        "--providers.docker".to_string(),
+        format!("--providers.docker.network={}", env.network),
+        format!("--providers.docker.constraints={}", env.constraint()),
+        "--dataplane.workers=2".to_string(),
+        "--log.level=INFO".to_string(),
+    ];
+    (
+        Ringway::start(&args),
+        SocketAddr::from(([127, 0, 0, 1], port)),
+    )
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn summary(what: &str, mut v: Vec<Duration>) -> String {
+    v.sort();
+    format!(
+        "{what}: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms over {}",
+        percentile(&v, 0.5).as_secs_f64() * 1e3,
+        percentile(&v, 0.99).as_secs_f64() * 1e3,
+        v.last().copied().unwrap_or_default().as_secs_f64() * 1e3,
+        v.len()
+    )
+}
+
+/// Waits until the load has been answered by `marker`; the time since `since`.
+fn routed_after(load: &Load, marker: &str, since: Instant, r: &Ringway) -> Duration {
+    assert!(
+        wait_until(Duration::from_secs(10), || load.count(marker) > 0),
+        "the new container {marker} never got traffic\n{}",
+        r.logs()
+    );
+    load.last_seen(marker)
+        .map_or(Duration::ZERO, |_| since.elapsed())
+}
+
+/// The time from `since` to the last answer from `marker` (zero if none came after).
+fn drained_after(load: &Load, marker: &str, since: Instant) -> Duration {
+    load.last_seen(marker)
+        .and_then(|t| t.checked_duration_since(since))
+        .unwrap_or(Duration::ZERO)
+}
+
+#[test]
+fn blue_green_swaps_with_a_grace_period_drop_no_request() {
+    let env = DockerEnv::new("zdt-swap");
+    let labels = labels();
+    // The containers ignore SIGTERM: `docker stop --time 1` leaves each a second of grace.
+    let mut current = env.run_with("v0", &labels, &[], true, ORIGIN_PORT);
+    let (r, addr) = start(&env);
+    wait_marker(addr, HOST, &current.marker, READY_TIMEOUT)
+        .unwrap_or_else(|| panic!("never routed to the first container\n{}", r.logs()));
+
+    let load = Load::start(addr, HOST, 4, Duration::from_millis(1));
+    let (mut starts, mut drains) = (Vec::new(), Vec::new());
+    for i in 1..=ROUNDS {
+        let next = env.run_with(&format!("v{i}"), &labels, &[], true, ORIGIN_PORT);
+        let started = Instant::now();
+        // The new one answers first, then the old one goes: only then is it stopped.
+        starts.push(routed_after(&load, &next.marker, started, &r));
+        let stopping = Instant::now();
+        docker(&["stop", "--time", "1", &current.name]);
+        drains.push(drained_after(&load, &current.marker, stopping));
+        docker(&["rm", &current.name]);
+        current = next;
+    }
+    let report = load.stop();
+    eprintln!(
+        "blue/green x{ROUNDS}: {} requests, {} failed; {}; {}",
+        report.sent,
+        report.failed,
+        summary("docker run -> first answer", starts),
+        summary("docker stop -> last answer from the old one", drains)
+    );
+    assert!(report.sent > 100, "the load did not run: {report:?}");
+    assert_eq!(
+        report.failed,
+        0,
+        "requests failed during the swaps: {:?}\n{}",
+        report.failures,
+        r.logs()
+    );
+}
+
+#[test]
+fn replicas_killed_without_grace_drop_no_request_with_retry() {
+    let env = DockerEnv::new("zdt-kill");
+    let labels = labels();
+    let mut a = env.run("a0", &labels, &[]);
+    let b = env.run("b", &labels, &[]);
+    let (r, addr) = start(&env);
+    for c in [&a, &b] {
+        wait_marker(addr, HOST, &c.marker, READY_TIMEOUT)
+            .unwrap_or_else(|| panic!("never routed to {}\n{}", c.name, r.logs()));
+    }
+    let load = Load::start(addr, HOST, 4, Duration::from_millis(1));
+    let (mut starts, mut drains) = (Vec::new(), Vec::new());
+    for i in 1..=ROUNDS {
+        assert!(
+            wait_until(Duration::from_secs(5), || load.count(&a.marker) > 0),
+            "{} gets no traffic",
+            a.name
+        );
+        let killed = Instant::now();
+        docker(&["kill", &a.name]);
+        drains.push(drained_after(&load, &a.marker, killed));
+        docker(&["rm", "-f", &a.name]);
+        let next = env.run(&format!("a{i}"), &labels, &[]);
+        let started = Instant::now();
+        starts.push(routed_after(&load, &next.marker, started, &r));
+        a = next;
+    }
+    let report = load.stop();
+    eprintln!(
+        "kill -9 x{ROUNDS}: {} requests, {} failed; {}; {}",
+        report.sent,
+        report.failed,
+        summary("docker run -> first answer", starts),
+        summary("docker kill -> last answer from the killed one", drains)
+    );
+    assert!(report.sent > 100, "the load did not run: {report:?}");
+    assert_eq!(
+        report.failed,
+        0,
+        "requests failed around the kills: {:?}\n{}",
+        report.failures,
+        r.logs()
+    );
+}
