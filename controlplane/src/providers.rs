@@ -1,11 +1,12 @@
 //! Providers: each watches one source and emits its whole view as a Traefik dynamic
-//! configuration: file, Docker, and the KV stores (Redis, etcd).
+//! configuration: file, Docker, Swarm, and the KV stores (Redis, etcd).
 
 pub mod docker;
 pub mod etcd;
 pub mod file;
 pub mod kv;
 pub mod redis;
+pub mod swarm;
 
 use crate::aggregator::ProviderConfig;
 use ringway_shared::config::ConfigErrors;

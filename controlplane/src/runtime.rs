@@ -100,6 +100,13 @@ async fn main_loop(
         expected.push("file");
         tokio::spawn(run_file_provider(file, events_tx.clone()));
     }
+    if let Some(swarm) = cfg.providers.swarm.clone() {
+        expected.push(swarm.name);
+        tokio::spawn(crate::providers::swarm::run_swarm_provider(
+            swarm,
+            events_tx.clone(),
+        ));
+    }
     if let Some(docker) = cfg.providers.docker.clone() {
         expected.push("docker");
         tokio::spawn(run_docker_provider(docker, events_tx.clone()));

@@ -98,6 +98,11 @@ impl DockerEnv {
         format!("Label(`ringway.test`,`{}`)", self.prefix)
     }
 
+    /// The value of the `ringway.test` label that [`DockerEnv::constraint`] selects.
+    pub fn constraint_value(&self) -> &str {
+        &self.prefix
+    }
+
     /// A unique container name for `name`.
     pub fn name(&self, name: &str) -> String {
         format!("{}-{name}", self.prefix)

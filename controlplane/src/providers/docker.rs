@@ -107,7 +107,7 @@ pub async fn run_docker_provider(cfg: DockerProvider, tx: mpsc::Sender<ProviderE
     let mut backoff = BACKOFF_MIN;
     let mut last_failure: Option<String> = None;
     loop {
-        let outcome = match connect(&cfg.endpoint).await {
+        let outcome = match connect_docker(&cfg.endpoint).await {
             Ok(docker) => {
                 if last_failure.take().is_some() {
                     tracing::info!(endpoint = %cfg.endpoint, "docker provider: connected to Docker");
@@ -140,7 +140,8 @@ pub async fn run_docker_provider(cfg: DockerProvider, tx: mpsc::Sender<ProviderE
 
 /// Opens a client for `unix://path`, `tcp://host:port` or `http://host:port`, negotiates
 /// the API version (Docker 20.10 speaks 1.41) and checks that the daemon answers.
-async fn connect(endpoint: &str) -> Result<Docker, String> {
+/// A client for the engine at `endpoint`, checked with a ping.
+pub(crate) async fn connect_docker(endpoint: &str) -> Result<Docker, String> {
     let docker = if endpoint.starts_with("unix://") {
         Docker::connect_with_unix(endpoint, REQUEST_TIMEOUT_SECS, API_DEFAULT_VERSION)
     } else if endpoint.starts_with("tcp://") || endpoint.starts_with("http://") {

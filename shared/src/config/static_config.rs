@@ -95,6 +95,8 @@ pub struct Providers {
     pub throttle: Duration,
     pub file: Option<FileProvider>,
     pub docker: Option<DockerProvider>,
+    /// `providers.swarm` (v3), or `providers.docker.swarmMode` (v2).
+    pub swarm: Option<SwarmProvider>,
     /// `providers.redis`: Traefik's key layout in Redis.
     pub redis: Option<KvProvider>,
     /// `providers.etcd`: Traefik's key layout in etcd v3.
@@ -129,6 +131,19 @@ pub struct DockerProvider {
     /// Keep services whose containers are all unhealthy, with no server (503), instead of
     /// dropping them (default false).
     pub allow_empty_services: bool,
+}
+
+/// `providers.swarm`: routers and services from the labels of Swarm services
+/// (`deploy.labels`), servers at the tasks' addresses (or the service VIP with `lbswarm`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SwarmProvider {
+    /// `swarm` (v3's `providers.swarm`) or `docker` (v2's `providers.docker.swarmMode`): the
+    /// suffix of qualified names.
+    pub name: &'static str,
+    /// Endpoint, network, rule, constraints and the rest, as the Docker provider's.
+    pub docker: DockerProvider,
+    /// `refreshSeconds` (v2: `swarmModeRefreshSeconds`): polling besides events, default 15 s.
+    pub refresh: Duration,
 }
 
 /// Traefik's default `providers.docker.defaultRule`.
@@ -618,11 +633,36 @@ fn validate(
         });
     }
     let docker = docker_provider(
+        "providers.docker",
         &providers_raw.docker,
         origins,
         &mut errors,
         &mut unsupported,
     );
+    let mut swarm = docker_provider(
+        "providers.swarm",
+        &providers_raw.swarm,
+        origins,
+        &mut errors,
+        &mut unsupported,
+    )
+    .map(|(docker, refresh, _)| SwarmProvider {
+        name: "swarm",
+        docker,
+        refresh,
+    });
+    let docker = match docker {
+        // v2: `providers.docker.swarmMode=true` is the Swarm provider, named `docker`.
+        Some((d, refresh, true)) => {
+            swarm = Some(SwarmProvider {
+                name: "docker",
+                docker: d,
+                refresh,
+            });
+            None
+        }
+        other => other.map(|(d, _, _)| d),
+    };
     let redis = kv::kv_provider(
         KvStoreKind::Redis,
         &providers_raw.redis,
@@ -638,11 +678,13 @@ fn validate(
         &mut unsupported,
     );
     // Implemented now: not "unsupported" any more.
-    unsupported.retain(|p| p != "providers.redis" && p != "providers.etcd");
+    unsupported
+        .retain(|p| p != "providers.redis" && p != "providers.etcd" && p != "providers.swarm");
     let providers = Providers {
         throttle: dur(providers_raw.providers_throttle_duration, Duration::ZERO),
         file,
         docker,
+        swarm,
         redis,
         etcd,
     };
@@ -707,13 +749,15 @@ fn validate(
     })
 }
 
-/// `providers.docker`, with Traefik's defaults; `None` when absent or `false`.
+/// `providers.docker` (or `providers.swarm`, at `path`), with Traefik's defaults, its
+/// refresh interval and whether v2's `swarmMode` is on; `None` when absent or `false`.
 fn docker_provider(
+    path: &str,
     node: &Option<Node>,
     origins: &Origins<'_>,
     errors: &mut Vec<ConfigError>,
     unsupported: &mut Vec<String>,
-) -> Option<DockerProvider> {
+) -> Option<(DockerProvider, Duration, bool)> {
     if !is_set(node) {
         return None;
     }
@@ -722,7 +766,7 @@ fn docker_provider(
         Some(n) if !n.is_presence_marker() => n,
         _ => &empty,
     };
-    let raw: DockerProviderRaw = match from_node_at(node, "providers.docker") {
+    let raw: DockerProviderRaw = match from_node_at(node, path) {
         Ok(r) => r,
         Err(e) => {
             errors.push(origins.error(&e.path.clone(), e.kind.to_string()));
@@ -737,10 +781,32 @@ fn docker_provider(
         ("password", &raw.password),
     ] {
         if is_set(value) {
-            unsupported.push(format!("providers.docker.{name}"));
+            unsupported.push(format!("{path}.{name}"));
         }
     }
-    Some(DockerProvider {
+    let swarm_v3 = path == "providers.swarm";
+    for (name, set) in [
+        ("swarmMode", swarm_v3 && raw.swarm_mode.is_some()),
+        (
+            "swarmModeRefreshSeconds",
+            swarm_v3 && raw.swarm_mode_refresh_seconds.is_some(),
+        ),
+        ("refreshSeconds", !swarm_v3 && raw.refresh_seconds.is_some()),
+    ] {
+        if set {
+            errors.push(origins.error(
+                &format!("{path}.{name}"),
+                format!("unknown key {name:?} in {path}"),
+            ));
+        }
+    }
+    let refresh = raw
+        .refresh_seconds
+        .or(raw.swarm_mode_refresh_seconds)
+        .map_or(Duration::from_secs(15), |d| d.0)
+        .max(Duration::from_millis(100));
+    let swarm_mode = raw.swarm_mode.unwrap_or(false);
+    let docker = DockerProvider {
         endpoint: non_empty(&raw.endpoint)
             .unwrap_or(DOCKER_DEFAULT_ENDPOINT)
             .to_string(),
@@ -752,7 +818,8 @@ fn docker_provider(
         constraints: non_empty(&raw.constraints).map(str::to_string),
         watch: raw.watch.unwrap_or(true),
         allow_empty_services: raw.allow_empty_services.unwrap_or(false),
-    })
+    };
+    Some((docker, refresh, swarm_mode))
 }
 
 fn non_empty(s: &Option<String>) -> Option<&str> {

@@ -198,6 +198,11 @@ pub(super) struct DockerProviderRaw {
     pub http_client_timeout: Option<Node>,
     pub username: Option<Node>,
     pub password: Option<Node>,
+    /// Traefik v2: the Docker provider reads Swarm services instead of containers.
+    pub swarm_mode: Option<bool>,
+    pub swarm_mode_refresh_seconds: Option<TraefikDuration>,
+    /// `providers.swarm` only (Traefik v3).
+    pub refresh_seconds: Option<TraefikDuration>,
 }
 
 #[derive(Debug, Default, Deserialize)]

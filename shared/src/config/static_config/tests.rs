@@ -65,7 +65,59 @@ fn default_file_provider_when_ringway_d_exists() {
     assert!(cfg.unsupported.is_empty(), "{:?}", cfg.unsupported);
     let cfg = StaticConfig::from_args_with(&args(&["--providers.swarm"]), &env).expect("valid");
     assert_eq!(cfg.providers.file, None);
-    assert_eq!(cfg.unsupported, ["providers.swarm"]);
+    assert!(cfg.unsupported.is_empty(), "{:?}", cfg.unsupported);
+    let cfg =
+        StaticConfig::from_args_with(&args(&["--providers.consulCatalog"]), &env).expect("valid");
+    assert_eq!(cfg.providers.file, None);
+    assert_eq!(cfg.unsupported, ["providers.consulCatalog"]);
+}
+
+#[test]
+fn swarm_provider_v3_and_v2_swarm_mode() {
+    use super::{DOCKER_DEFAULT_ENDPOINT, DOCKER_DEFAULT_RULE};
+    use std::time::Duration;
+    let cfg = parse(&[
+        "--providers.swarm.network=front",
+        "--providers.swarm.refreshSeconds=5",
+        "--providers.swarm.exposedByDefault=false",
+    ])
+    .expect("valid");
+    let swarm = cfg.providers.swarm.expect("swarm");
+    assert_eq!(swarm.name, "swarm");
+    assert_eq!(swarm.refresh, Duration::from_secs(5));
+    assert_eq!(swarm.docker.network.as_deref(), Some("front"));
+    assert!(!swarm.docker.exposed_by_default);
+    assert_eq!(swarm.docker.endpoint, DOCKER_DEFAULT_ENDPOINT);
+    assert_eq!(swarm.docker.default_rule, DOCKER_DEFAULT_RULE);
+    assert!(cfg.providers.docker.is_none());
+
+    // v2: the Docker provider in swarm mode is the Swarm provider, named "docker".
+    let cfg = parse(&[
+        "--providers.docker.swarmMode=true",
+        "--providers.docker.swarmModeRefreshSeconds=30s",
+    ])
+    .expect("valid");
+    assert!(cfg.providers.docker.is_none());
+    let swarm = cfg.providers.swarm.expect("swarm");
+    assert_eq!(swarm.name, "docker");
+    assert_eq!(swarm.refresh, Duration::from_secs(30));
+    let cfg = parse(&["--providers.swarm"]).expect("valid");
+    assert_eq!(
+        cfg.providers.swarm.expect("swarm").refresh,
+        Duration::from_secs(15)
+    );
+
+    // Options of the other version are errors naming them.
+    let err = parse(&["--providers.swarm.swarmMode=true"]).expect_err("v2 option on v3");
+    assert!(
+        err.to_string().contains("providers.swarm.swarmMode"),
+        "{err}"
+    );
+    let err = parse(&["--providers.docker.refreshSeconds=3"]).expect_err("v3 option on docker");
+    assert!(
+        err.to_string().contains("providers.docker.refreshSeconds"),
+        "{err}"
+    );
 }
 
 #[test]
