@@ -3,6 +3,7 @@
 
 mod body;
 mod io;
+mod ping;
 mod prefixed;
 mod redirect;
 pub(crate) mod splice;
@@ -344,6 +345,19 @@ async fn handle_request<C: Downstream>(
     w: &Rc<WorkerCtx>,
 ) -> bool {
     let has_body = !matches!(head.framing, Framing::None | Framing::Length(0));
+    if let Some(ping) = &ep.ping {
+        if slice_str(rbuf, Some(head.path.clone())) == "/ping" {
+            let terminating = crate::shutdown::terminating() || w.shutdown.is_fired();
+            let close = has_body || !head.keep_alive || terminating;
+            let bytes = ping::response(
+                head.method(rbuf),
+                terminating,
+                ping.terminating_status,
+                close,
+            );
+            return respond_bytes(client, rbuf, head, bytes, has_body || close).await;
+        }
+    }
     if let Some(r) = &ep.redirect {
         let spec = RedirectSpec {
             scheme: r.scheme.clone(),

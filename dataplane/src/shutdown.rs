@@ -108,6 +108,18 @@ impl Drop for Wait {
     }
 }
 
+/// Set when a stop signal arrives, before the request-accept grace period: `/ping` answers the
+/// terminating status from then on, while requests are still accepted (as Traefik).
+static TERMINATING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+pub fn set_terminating() {
+    TERMINATING.store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
+pub fn terminating() -> bool {
+    TERMINATING.load(std::sync::atomic::Ordering::SeqCst)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -126,6 +126,7 @@ pub fn run(cfg: StaticConfig, args: Vec<String>) -> i32 {
     };
     let signal = signals.forever().next().unwrap_or(SIGTERM);
     tracing::info!(signal, "shutting down gracefully");
+    crate::shutdown::set_terminating();
 
     let accept_grace = cfg
         .entry_points

@@ -74,7 +74,20 @@ pub struct EntryPoint {
     /// `http.redirections.entryPoint`: every request is redirected (the seeds'
     /// `redirect-to-https`).
     pub redirect: Option<EntryPointRedirect>,
+    /// `ping` is served on this entry point: `GET`/`HEAD /ping` answers `OK` from the data
+    /// plane (this status while shutting down).
+    pub ping: Option<PingSettings>,
 }
+
+/// `ping.{entryPoint, manualRouting, terminatingStatusCode}`, attached to its entry point.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PingSettings {
+    /// The status while shutting down (Traefik: `terminatingStatusCode`, default 503).
+    pub terminating_status: u16,
+}
+
+/// The default address of Traefik's `traefik` entry point (API, ping, metrics).
+pub const TRAEFIK_ENTRY_POINT_ADDRESS: &str = ":8080";
 
 /// `entryPoints.<name>.http.redirections.entryPoint`, resolved.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -592,6 +605,55 @@ fn validate(
             });
         }
     }
+    if is_set(&raw.ping) {
+        unsupported.retain(|p| p != "ping");
+        let empty = Node::empty();
+        let node = match &raw.ping {
+            Some(n) if !n.is_presence_marker() => n,
+            _ => &empty,
+        };
+        match from_node_at::<raw::PingRaw>(node, "ping") {
+            Err(e) => errors.push(origins.error(&e.path.clone(), e.kind.to_string())),
+            Ok(p) => {
+                let name = p
+                    .entry_point
+                    .clone()
+                    .filter(|n| !n.trim().is_empty())
+                    .unwrap_or_else(|| INTERNAL_ENTRY_POINT.to_string());
+                if p.manual_routing == Some(true) {
+                    errors.push(origins.error(
+                        "ping.manualRouting",
+                        "manual routing to ping@internal is not supported yet (ping is served on its entry point)",
+                    ));
+                }
+                let status = p.terminating_status_code.unwrap_or(503);
+                if !(100..=599).contains(&status) {
+                    errors.push(origins.error(
+                        "ping.terminatingStatusCode",
+                        format!("{status} is not an HTTP status"),
+                    ));
+                }
+                if name == INTERNAL_ENTRY_POINT && !entry_points.contains_key(&name) {
+                    // As Traefik: the `traefik` entry point exists on :8080 when something
+                    // needs it and none is configured.
+                    let address = parse_entry_point_address(TRAEFIK_ENTRY_POINT_ADDRESS)
+                        .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 8080)));
+                    entry_points.insert(name.clone(), default_entry_point(&name, address));
+                }
+                match entry_points.get_mut(&name) {
+                    Some(ep) => {
+                        ep.ping = Some(PingSettings {
+                            terminating_status: status,
+                        })
+                    }
+                    None => errors.push(origins.error(
+                        "ping.entryPoint",
+                        format!("entry point {name:?} doesn't exist"),
+                    )),
+                }
+            }
+        }
+    }
     if raw.entry_points.is_empty() {
         let address = parse_entry_point_address(DEFAULT_ENTRY_POINT_ADDRESS)
             .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 8000)));
@@ -839,6 +901,7 @@ fn default_entry_point(name: &str, address: SocketAddr) -> EntryPoint {
         forwarded_insecure: false,
         as_default: false,
         redirect: None,
+        ping: None,
     }
 }
 

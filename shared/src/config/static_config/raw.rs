@@ -221,6 +221,14 @@ pub(super) struct LogRaw {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
+pub(super) struct PingRaw {
+    pub entry_point: Option<String>,
+    pub manual_routing: Option<bool>,
+    pub terminating_status_code: Option<u16>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
 pub(super) struct DataplaneRaw {
     pub workers: Option<usize>,
 }
