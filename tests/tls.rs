@@ -230,3 +230,58 @@ fn a_bad_certificate_is_reported_with_its_file_and_the_others_keep_serving() {
         }
     }
 }
+
+/// Waits until `a.test` is served with the certificate `der`.
+fn served_with(p: &Proxy, der: &[u8], what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match tls_get(p.addr, "a.test", "a.test", "/") {
+            Ok(r) if r.cert == der => return,
+            other if Instant::now() > deadline => panic!(
+                "{what}: never served the expected certificate (last: {:?})\n{}",
+                other.map(|r| r.response),
+                p.ringway.logs()
+            ),
+            _ => std::thread::sleep(Duration::from_millis(20)),
+        }
+    }
+}
+
+#[test]
+fn certificate_files_changed_on_disk_are_reloaded_and_a_broken_one_keeps_the_last() {
+    let certs_dir = TestDir::new("tls-reload");
+    let first = make_cert(&certs_dir, "a", &["a.test"]);
+    let origin = Origin::start("o");
+    let cfg = format!(
+        "{}tls = {{}}\n{}\
+         [[tls.certificates]]\ncertFile = \"{}\"\nkeyFile = \"{}\"\n",
+        router("secure", "Host(`a.test`)", "s"),
+        lb_service("s", &[&origin]),
+        first.cert_path,
+        first.key_path,
+    );
+    let p = Proxy::start("tls-reload", &cfg, &[]);
+    served_with(&p, &first.der, "at start");
+
+    // Renewed in place (same file names, new key and certificate, as certbot or a
+    // cert-manager sidecar do): served without a restart or a configuration change.
+    let renewed = make_cert(&certs_dir, "a", &["a.test"]);
+    assert_ne!(renewed.der, first.der);
+    served_with(&p, &renewed.der, "after the files changed");
+
+    // A broken file (half written, or the wrong key): an error naming it, and the last good
+    // certificate keeps serving.
+    std::fs::write(&renewed.cert_path, "-----BEGIN CERTIFICATE-----\ngarbage\n").expect("write");
+    let logged = support::wait_until(Duration::from_secs(10), || {
+        p.ringway
+            .logs()
+            .contains("the previous certificate keeps serving")
+    });
+    assert!(logged, "no error for the broken file\n{}", p.ringway.logs());
+    assert!(p.ringway.logs().contains(&renewed.cert_path));
+    for _ in 0..5 {
+        let r = tls_get(p.addr, "a.test", "a.test", "/").expect("handshake");
+        assert_eq!(r.cert, renewed.der, "the last good certificate is served");
+        assert_eq!(status(&r.response), 200);
+    }
+}

@@ -16,8 +16,11 @@
 
 mod support;
 
+use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use support::docker::{docker, wait_marker, DockerEnv, ORIGIN_PORT};
 use support::load::Load;
@@ -38,6 +41,99 @@ fn labels() -> Vec<(&'static str, &'static str)> {
             "10ms",
         ),
     ]
+}
+
+/// The engine's container events for one test (`docker events`), with their own timestamps:
+/// what "from Docker event to routing change" is measured from.
+struct Events {
+    child: std::process::Child,
+    seen: Arc<Mutex<Vec<(String, String, SystemTime)>>>,
+}
+
+impl Events {
+    fn watch(env: &DockerEnv) -> Events {
+        let mut child = Command::new("docker")
+            .args([
+                "events",
+                "--filter",
+                "type=container",
+                "--filter",
+                &format!("label=ringway.test={}", env.constraint_value()),
+                "--format",
+                "{{.TimeNano}} {{.Action}} {{.Actor.Attributes.name}}",
+            ])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("docker events");
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let out = child.stdout.take().expect("stdout");
+        let s = seen.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                let mut parts = line.splitn(3, ' ');
+                let (Some(nanos), Some(action), Some(name)) =
+                    (parts.next(), parts.next(), parts.next())
+                else {
+                    continue;
+                };
+                let Ok(nanos) = nanos.parse::<u64>() else {
+                    continue;
+                };
+                let at = UNIX_EPOCH + Duration::from_nanos(nanos);
+                s.lock()
+                    .expect("lock")
+                    .push((name.to_string(), action.to_string(), at));
+            }
+        });
+        // `docker events` subscribes asynchronously: give it a moment.
+        std::thread::sleep(Duration::from_millis(300));
+        Events { child, seen }
+    }
+
+    /// When the engine reported `action` for container `name`.
+    fn time_of(&self, name: &str, action: &str) -> Option<SystemTime> {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let found = self
+                .seen
+                .lock()
+                .expect("lock")
+                .iter()
+                .find(|(n, a, _)| n == name && a.split(':').next() == Some(action))
+                .map(|(_, _, t)| *t);
+            if found.is_some() || Instant::now() > deadline {
+                return found;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Events {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Time from the engine's `action` event for `old` until its last answer, and from the `start`
+/// event of `new` until its first answer.
+fn event_delays(
+    events: &Events,
+    load: &Load,
+    old: &support::docker::TestContainer,
+    action: &str,
+    new: &support::docker::TestContainer,
+) -> (Option<Duration>, Option<Duration>) {
+    let stop = events.time_of(&old.name, action).and_then(|t| {
+        load.seen_wall(&old.marker)
+            .map(|(_, last)| last.duration_since(t).unwrap_or(Duration::ZERO))
+    });
+    let start = events.time_of(&new.name, "start").and_then(|t| {
+        load.seen_wall(&new.marker)
+            .and_then(|(first, _)| first.duration_since(t).ok())
+    });
+    (stop, start)
 }
 
 fn start(env: &DockerEnv) -> (Ringway, SocketAddr) {
@@ -103,8 +199,10 @@ fn blue_green_swaps_with_a_grace_period_drop_no_request() {
     wait_marker(addr, HOST, &current.marker, READY_TIMEOUT)
         .unwrap_or_else(|| panic!("never routed to the first container\n{}", r.logs()));
 
+    let events = Events::watch(&env);
     let load = Load::start(addr, HOST, 4, Duration::from_millis(1));
     let (mut starts, mut drains) = (Vec::new(), Vec::new());
+    let (mut ev_starts, mut ev_stops) = (Vec::new(), Vec::new());
     for i in 1..=ROUNDS {
         let next = env.run_with(&format!("v{i}"), &labels, &[], true, ORIGIN_PORT);
         let started = Instant::now();
@@ -113,14 +211,19 @@ fn blue_green_swaps_with_a_grace_period_drop_no_request() {
         let stopping = Instant::now();
         docker(&["stop", "--time", "1", &current.name]);
         drains.push(drained_after(&load, &current.marker, stopping));
+        let (stop, start) = event_delays(&events, &load, &current, "kill", &next);
+        ev_stops.extend(stop);
+        ev_starts.extend(start);
         docker(&["rm", &current.name]);
         current = next;
     }
     let report = load.stop();
     eprintln!(
-        "blue/green x{ROUNDS}: {} requests, {} failed; {}; {}",
+        "blue/green x{ROUNDS}: {} requests, {} failed; {}; {}; {}; {}",
         report.sent,
         report.failed,
+        summary("start event -> first answer", ev_starts),
+        summary("kill event -> last answer from the old one", ev_stops),
         summary("docker run -> first answer", starts),
         summary("docker stop -> last answer from the old one", drains)
     );
@@ -145,8 +248,10 @@ fn replicas_killed_without_grace_drop_no_request_with_retry() {
         wait_marker(addr, HOST, &c.marker, READY_TIMEOUT)
             .unwrap_or_else(|| panic!("never routed to {}\n{}", c.name, r.logs()));
     }
+    let events = Events::watch(&env);
     let load = Load::start(addr, HOST, 4, Duration::from_millis(1));
     let (mut starts, mut drains) = (Vec::new(), Vec::new());
+    let (mut ev_starts, mut ev_stops) = (Vec::new(), Vec::new());
     for i in 1..=ROUNDS {
         assert!(
             wait_until(Duration::from_secs(5), || load.count(&a.marker) > 0),
@@ -160,13 +265,18 @@ fn replicas_killed_without_grace_drop_no_request_with_retry() {
         let next = env.run(&format!("a{i}"), &labels, &[]);
         let started = Instant::now();
         starts.push(routed_after(&load, &next.marker, started, &r));
+        let (stop, start) = event_delays(&events, &load, &a, "kill", &next);
+        ev_stops.extend(stop);
+        ev_starts.extend(start);
         a = next;
     }
     let report = load.stop();
     eprintln!(
-        "kill -9 x{ROUNDS}: {} requests, {} failed; {}; {}",
+        "kill -9 x{ROUNDS}: {} requests, {} failed; {}; {}; {}; {}",
         report.sent,
         report.failed,
+        summary("start event -> first answer", ev_starts),
+        summary("kill event -> last answer from the killed one", ev_stops),
         summary("docker run -> first answer", starts),
         summary("docker kill -> last answer from the killed one", drains)
     );

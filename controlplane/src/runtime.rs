@@ -129,6 +129,8 @@ async fn main_loop(
     }
     drop(events_tx);
 
+    let (cert_tx, mut cert_events) = mpsc::unbounded_channel::<()>();
+    let mut cert_watch = CertWatch::new(cert_tx);
     let window = cfg.providers.throttle.max(MIN_COALESCE);
     let mut configs: BTreeMap<String, ProviderConfig> = BTreeMap::new();
     let mut last_sent: Option<TableSpec> = None;
@@ -162,6 +164,14 @@ async fn main_loop(
                     tracing::error!(provider = %provider, "{error}; keeping the last good configuration");
                 }
                 None => providers_open = false,
+            },
+            Some(()) = cert_events.recv() => {
+                // A certificate or key file changed: let a rewrite finish, then re-resolve
+                // (the files are read again; a broken one keeps its previous certificate).
+                tokio::time::sleep(CERT_SETTLE).await;
+                while cert_events.try_recv().is_ok() {}
+                tracing::info!("a certificate file changed; reloading it");
+                pending = true;
             },
             answer = answers.recv() => match answer {
                 Some(DataToControl::Ack { generation: g, apply_micros }) => {
@@ -201,7 +211,9 @@ async fn main_loop(
                         continue;
                     }
                 };
-                configs = providers.into_iter().map(|p| (p.provider.clone(), p)).collect();
+                let providers_now: Vec<ProviderConfig> = providers;
+                cert_watch.update(crate::tls::cert_files(&providers_now));
+                configs = providers_now.into_iter().map(|p| (p.provider.clone(), p)).collect();
                 let resolution = match resolved {
                     Ok(r) => r,
                     Err(_) => {
@@ -256,6 +268,80 @@ async fn main_loop(
                 last_sent = Some(table);
             }
         }
+    }
+}
+
+/// How long a burst of events on a certificate file settles before it is read again.
+const CERT_SETTLE: Duration = Duration::from_millis(20);
+
+/// Watches the certificate and key files of the current configuration (their folders, so that
+/// a file replaced by a rename is seen too).
+struct CertWatch {
+    tx: mpsc::UnboundedSender<()>,
+    files: Vec<std::path::PathBuf>,
+    watcher: Option<notify::RecommendedWatcher>,
+}
+
+impl CertWatch {
+    fn new(tx: mpsc::UnboundedSender<()>) -> CertWatch {
+        CertWatch {
+            tx,
+            files: Vec::new(),
+            watcher: None,
+        }
+    }
+
+    fn update(&mut self, files: Vec<std::path::PathBuf>) {
+        use notify::Watcher;
+        if files == self.files {
+            return;
+        }
+        self.watcher = None;
+        self.files = files;
+        if self.files.is_empty() {
+            return;
+        }
+        let names: Vec<std::path::PathBuf> = self.files.clone();
+        let tx = self.tx.clone();
+        let watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+            let Ok(event) = res else { return };
+            if matches!(event.kind, notify::EventKind::Access(_)) {
+                return;
+            }
+            let ours = event.paths.iter().any(|p| {
+                names
+                    .iter()
+                    .any(|f| p == f || (p.file_name() == f.file_name() && p.ends_with(f)))
+            });
+            if ours {
+                let _ = tx.send(());
+            }
+        });
+        let mut watcher = match watcher {
+            Ok(w) => w,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot watch certificate files; changes need a configuration change");
+                return;
+            }
+        };
+        let mut dirs: Vec<std::path::PathBuf> = self
+            .files
+            .iter()
+            .map(|f| {
+                f.parent()
+                    .filter(|p| !p.as_os_str().is_empty())
+                    .unwrap_or(std::path::Path::new("."))
+                    .to_path_buf()
+            })
+            .collect();
+        dirs.sort();
+        dirs.dedup();
+        for d in dirs {
+            if let Err(e) = watcher.watch(&d, notify::RecursiveMode::NonRecursive) {
+                tracing::warn!(path = %d.display(), error = %e, "cannot watch certificate folder");
+            }
+        }
+        self.watcher = Some(watcher);
     }
 }
 

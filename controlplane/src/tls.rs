@@ -62,8 +62,12 @@ pub fn resolve_tls(
                     "only the default TLS store exists; the certificate is added to it",
                 ));
             }
-            match load(c) {
-                Ok(cert) => spec.certificates.push(cert),
+            match load_kept(c) {
+                Ok((cert, None)) => spec.certificates.push(cert),
+                Ok((cert, Some(e))) => {
+                    errors.push(ConfigError::new(location(&path), e));
+                    spec.certificates.push(cert);
+                }
                 Err(e) => errors.push(ConfigError::new(location(&path), e)),
             }
         }
@@ -83,8 +87,15 @@ pub fn resolve_tls(
                 ));
             }
             if let Some(c) = &store.default_certificate {
-                match load(c) {
-                    Ok(cert) => spec.default_certificate = Some(cert),
+                match load_kept(c) {
+                    Ok((cert, None)) => spec.default_certificate = Some(cert),
+                    Ok((cert, Some(e))) => {
+                        errors.push(ConfigError::new(
+                            location(&format!("{path}.defaultCertificate")),
+                            e,
+                        ));
+                        spec.default_certificate = Some(cert);
+                    }
                     Err(e) => errors.push(ConfigError::new(
                         location(&format!("{path}.defaultCertificate")),
                         e,
@@ -100,6 +111,62 @@ pub fn resolve_tls(
         }
     }
     spec
+}
+
+/// The certificate and key files the TLS sections name (not inline PEM): the control plane
+/// watches them and re-resolves when one changes.
+pub fn cert_files(providers: &[ProviderConfig]) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for p in providers {
+        let Some(node) = &p.config.tls else { continue };
+        let Ok(section) = from_node_at::<TlsSection>(node, "tls") else {
+            continue;
+        };
+        let stores = section
+            .stores
+            .values()
+            .filter_map(|s| s.default_certificate.as_ref());
+        for c in section.certificates.iter().chain(stores) {
+            for v in [&c.cert_file, &c.key_file] {
+                if !v.is_empty() && !v.trim_start().starts_with("-----BEGIN") {
+                    out.push(std::path::PathBuf::from(v));
+                }
+            }
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// [`load`], remembering the last good result per pair of files: when a file is replaced by
+/// one that does not load (half written, a wrong key), the previous certificate keeps serving
+/// and the error says so.
+fn load_kept(c: &CertFiles) -> Result<(CertificateSpec, Option<String>), String> {
+    type Kept = std::collections::HashMap<(String, String), CertificateSpec>;
+    static KEPT: std::sync::Mutex<Option<Kept>> = std::sync::Mutex::new(None);
+    let key = (c.cert_file.clone(), c.key_file.clone());
+    match load(c) {
+        Ok(cert) => {
+            if let Ok(mut kept) = KEPT.lock() {
+                kept.get_or_insert_with(Kept::new).insert(key, cert.clone());
+            }
+            Ok((cert, None))
+        }
+        Err(e) => {
+            let previous = KEPT
+                .lock()
+                .ok()
+                .and_then(|kept| kept.as_ref().and_then(|k| k.get(&key).cloned()));
+            match previous {
+                Some(cert) => Ok((
+                    cert,
+                    Some(format!("{e}; the previous certificate keeps serving")),
+                )),
+                None => Err(e),
+            }
+        }
+    }
 }
 
 /// Reads a certificate file and its key, or takes them inline.

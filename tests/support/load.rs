@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 /// What a load run saw.
 #[derive(Debug, Default, Clone)]
@@ -29,6 +29,8 @@ struct Shared {
     by_body: Mutex<BTreeMap<String, u64>>,
     /// Last time each body was answered.
     last_seen: Mutex<BTreeMap<String, Instant>>,
+    /// First and last time (wall clock, to compare with the engine's event times).
+    seen_wall: Mutex<BTreeMap<String, (SystemTime, SystemTime)>>,
 }
 
 pub struct Load {
@@ -47,6 +49,7 @@ impl Load {
             failures: Mutex::new(Vec::new()),
             by_body: Mutex::new(BTreeMap::new()),
             last_seen: Mutex::new(BTreeMap::new()),
+            seen_wall: Mutex::new(BTreeMap::new()),
         });
         let threads = (0..clients)
             .map(|i| {
@@ -65,6 +68,16 @@ impl Load {
     pub fn last_seen(&self, body: &str) -> Option<Instant> {
         self.shared
             .last_seen
+            .lock()
+            .expect("lock")
+            .get(body)
+            .copied()
+    }
+
+    /// When `body` was first and last answered, on the wall clock.
+    pub fn seen_wall(&self, body: &str) -> Option<(SystemTime, SystemTime)> {
+        self.shared
+            .seen_wall
             .lock()
             .expect("lock")
             .get(body)

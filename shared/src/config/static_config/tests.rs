@@ -320,7 +320,10 @@ fn well_known_traefik_settings_are_listed_not_refused() {
         ]
     );
     // ping is implemented: on the `traefik` entry point, created on :8080.
-    let traefik = cfg.entry_points.get("traefik").expect("traefik entry point");
+    let traefik = cfg
+        .entry_points
+        .get("traefik")
+        .expect("traefik entry point");
     assert_eq!(traefik.address.port(), 8080);
     assert!(traefik.ping.is_some());
     assert_eq!(
