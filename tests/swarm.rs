@@ -45,6 +45,9 @@ impl Drop for SwarmObjects {
         for s in &self.services {
             let _ = docker_raw(&["service", "rm", s]);
         }
+        for s in &self.services {
+            support::docker::wait_service_gone(s);
+        }
         for n in &self.networks {
             // The service's tasks leave the network asynchronously.
             for _ in 0..50 {

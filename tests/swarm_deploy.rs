@@ -87,6 +87,14 @@ impl Drop for Deployed {
             let _ = docker_raw(&["service", "rm", s]);
         }
         let _ = docker_raw(&["stack", "rm", &self.stack]);
+        for s in self
+            .services
+            .iter()
+            .cloned()
+            .chain([format!("{}_ringway", self.stack)])
+        {
+            support::docker::wait_service_gone(&s);
+        }
         for _ in 0..100 {
             if docker_raw(&["network", "rm", &self.network])
                 .status

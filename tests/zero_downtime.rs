@@ -7,7 +7,9 @@
 //!   then the old one gets SIGTERM and keeps serving until it is killed a second later
 //!   (`docker stop --time 1`); ten times in a row.
 //! - abrupt: one of two replicas is SIGKILLed (no grace at all) and replaced; ten times. The
-//!   router's `retry` middleware sends the requests that were on their way to it to the other.
+//!   router's `retry` middleware sends the requests that were on their way to it to the other;
+//!   a response the process had begun to send when it died is cut (no proxy can retry it),
+//!   so there the assertion is "no error status, no more cuts than requests in flight".
 //!
 //! Each run prints requests sent, failures, and how long routing took to follow each change
 //! (first answer from a new container after `docker run` returned; last answer from an old one
@@ -27,6 +29,8 @@ use support::load::Load;
 use support::{free_port, wait_until, Ringway, READY_TIMEOUT};
 
 const ROUNDS: usize = 10;
+/// Load clients, each on its own keep-alive connection.
+const CLIENTS: usize = 4;
 const HOST: &str = "zdt.test";
 
 fn labels() -> Vec<(&'static str, &'static str)> {
@@ -200,7 +204,7 @@ fn blue_green_swaps_with_a_grace_period_drop_no_request() {
         .unwrap_or_else(|| panic!("never routed to the first container\n{}", r.logs()));
 
     let events = Events::watch(&env);
-    let load = Load::start(addr, HOST, 4, Duration::from_millis(1));
+    let load = Load::start(addr, HOST, CLIENTS, Duration::from_millis(1));
     let (mut starts, mut drains) = (Vec::new(), Vec::new());
     let (mut ev_starts, mut ev_stops) = (Vec::new(), Vec::new());
     for i in 1..=ROUNDS {
@@ -249,7 +253,7 @@ fn replicas_killed_without_grace_drop_no_request_with_retry() {
             .unwrap_or_else(|| panic!("never routed to {}\n{}", c.name, r.logs()));
     }
     let events = Events::watch(&env);
-    let load = Load::start(addr, HOST, 4, Duration::from_millis(1));
+    let load = Load::start(addr, HOST, CLIENTS, Duration::from_millis(1));
     let (mut starts, mut drains) = (Vec::new(), Vec::new());
     let (mut ev_starts, mut ev_stops) = (Vec::new(), Vec::new());
     for i in 1..=ROUNDS {
@@ -281,11 +285,22 @@ fn replicas_killed_without_grace_drop_no_request_with_retry() {
         summary("docker kill -> last answer from the killed one", drains)
     );
     assert!(report.sent > 100, "the load did not run: {report:?}");
-    assert_eq!(
-        report.failed,
-        0,
-        "requests failed around the kills: {:?}\n{}",
-        report.failures,
+    // Every request that had not started to be answered was retried on the other replica: no
+    // error status at all. A response the killed process had begun to send cannot be retried
+    // (its head is already with the client): at most one such cut per client per kill.
+    let statuses: Vec<&String> = report
+        .failures
+        .iter()
+        .filter(|f| f.starts_with("status"))
+        .collect();
+    assert!(
+        statuses.is_empty(),
+        "requests answered with an error around the kills: {statuses:?}\n{}",
         r.logs()
+    );
+    assert!(
+        report.failed <= (CLIENTS * ROUNDS) as u64,
+        "more requests cut than were in flight: {:?}",
+        report.failures
     );
 }

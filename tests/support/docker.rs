@@ -172,6 +172,19 @@ impl Drop for DockerEnv {
     }
 }
 
+/// Waits (up to 30 s) until no container of the Swarm service `name` is left, so that its
+/// image can be removed (a removed service's tasks stop asynchronously).
+pub fn wait_service_gone(name: &str) {
+    let filter = format!("label=com.docker.swarm.service.name={name}");
+    for _ in 0..150 {
+        let out = docker_raw(&["ps", "-aq", "--filter", &filter]);
+        if out.status.success() && String::from_utf8_lossy(&out.stdout).trim().is_empty() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 /// `docker import`s a root file system with the static busybox and its applet links.
 fn build_image(tag: &str) {
     let busybox = ["/bin/busybox", "/usr/bin/busybox"]

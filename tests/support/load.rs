@@ -131,6 +131,13 @@ fn client(addr: SocketAddr, host: &str, pause: Duration, s: &Shared) {
         match c.get(host, "/") {
             Ok(r) if r.status == 200 => {
                 let body = r.text().trim().to_string();
+                let now = SystemTime::now();
+                s.seen_wall
+                    .lock()
+                    .expect("lock")
+                    .entry(body.clone())
+                    .and_modify(|e| e.1 = now)
+                    .or_insert((now, now));
                 *s.by_body
                     .lock()
                     .expect("lock")
