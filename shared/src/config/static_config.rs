@@ -10,9 +10,12 @@
 //! Traefik uses one source only (file or flags); ringway merges both, which accepts every
 //! Traefik setup and lets flags adjust a file. Keys are case-insensitive.
 
+mod acme;
 mod args;
 mod kv;
 mod raw;
+
+pub use acme::{AcmeEab, AcmeKeyType, AcmeResolver, LETS_ENCRYPT_PRODUCTION};
 #[cfg(test)]
 mod tests;
 
@@ -41,6 +44,8 @@ pub struct StaticConfig {
     pub log: Log,
     pub servers_transport: ServersTransport,
     pub dataplane: Dataplane,
+    /// `certificatesResolvers` by name (parsed and validated; issuance not implemented yet).
+    pub certificates_resolvers: BTreeMap<String, AcmeResolver>,
     /// Paths of the Traefik settings that were given but are not implemented yet
     /// (`api`, `providers.swarm`, `entryPoints.web.http2`): warn about them.
     pub unsupported: Vec<String>,
@@ -797,6 +802,13 @@ fn validate(
         }
     }
 
+    let mut certificates_resolvers = BTreeMap::new();
+    if let Some(node) = &raw.certificates_resolvers {
+        let names: Vec<String> = entry_points.keys().cloned().collect();
+        certificates_resolvers =
+            acme::resolvers(node, origins, &names, &mut errors, &mut unsupported);
+    }
+
     if !errors.is_empty() {
         return Err(ConfigErrors(errors));
     }
@@ -806,6 +818,7 @@ fn validate(
         log,
         servers_transport,
         dataplane,
+        certificates_resolvers,
         unsupported,
         config_file: None,
     })

@@ -356,7 +356,6 @@ impl StaticConfigRaw {
             ("accessLog", &self.access_log),
             ("tracing", &self.tracing),
             ("hostResolver", &self.host_resolver),
-            ("certificatesResolvers", &self.certificates_resolvers),
             ("experimental", &self.experimental),
             ("core", &self.core),
             ("spiffe", &self.spiffe),

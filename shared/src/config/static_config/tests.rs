@@ -315,8 +315,8 @@ fn well_known_traefik_settings_are_listed_not_refused() {
             "metrics",
             "accessLog",
             "tracing",
-            "certificatesResolvers",
             "experimental",
+            "certificatesResolvers.le.acme",
         ]
     );
     // ping is implemented: on the `traefik` entry point, created on :8080.
@@ -585,4 +585,65 @@ fn kv_providers_as_traefik() {
     assert!(err.to_string().contains("no scheme"), "{err}");
     let err = parse(&["--providers.redis.tls.cert=/c.pem"]).expect_err("invalid");
     assert!(err.to_string().contains("cert and key"), "{err}");
+}
+
+#[test]
+fn acme_resolver_defaults_and_values() {
+    let cfg = parse(&[
+        "--entrypoints.web.address=:8000",
+        "--entrypoints.websecure.address=:8443",
+        "--certificatesresolvers.le.acme.email=a@example.com",
+        "--certificatesresolvers.le.acme.httpchallenge.entrypoint=web",
+        "--certificatesresolvers.pb.acme.tlschallenge=true",
+        "--certificatesresolvers.pb.acme.caserver=https://127.0.0.1:14000/dir",
+        "--certificatesresolvers.pb.acme.storage=/tmp/pb.json",
+        "--certificatesresolvers.pb.acme.keytype=EC256",
+        "--certificatesresolvers.pb.acme.certificatesduration=24",
+        "--certificatesresolvers.pb.acme.eab.kid=k1",
+        "--certificatesresolvers.pb.acme.eab.hmacencoded=aGVsbG8",
+    ])
+    .expect("valid");
+    let le = &cfg.certificates_resolvers["le"];
+    assert_eq!(le.email.as_deref(), Some("a@example.com"));
+    assert_eq!(le.storage, PathBuf::from("acme.json"));
+    assert_eq!(le.ca_server, LETS_ENCRYPT_PRODUCTION);
+    assert_eq!(le.key_type, AcmeKeyType::Rsa4096);
+    assert_eq!(le.certificates_duration_hours, 2160);
+    assert_eq!(le.http_challenge_entry_point.as_deref(), Some("web"));
+    assert!(!le.tls_challenge);
+    let pb = &cfg.certificates_resolvers["pb"];
+    assert!(pb.tls_challenge);
+    assert_eq!(pb.ca_server, "https://127.0.0.1:14000/dir");
+    assert_eq!(pb.storage, PathBuf::from("/tmp/pb.json"));
+    assert_eq!(pb.key_type, AcmeKeyType::Ec256);
+    assert_eq!(pb.certificates_duration_hours, 24);
+    assert_eq!(
+        pb.eab,
+        Some(AcmeEab {
+            kid: "k1".into(),
+            hmac_encoded: "aGVsbG8".into()
+        })
+    );
+    // Issuance is not implemented yet: still warned about.
+    assert!(cfg
+        .unsupported
+        .contains(&"certificatesResolvers.le.acme".to_string()));
+}
+
+#[test]
+fn acme_resolver_errors_name_the_key() {
+    let errs = parse(&[
+        "--entrypoints.web.address=:8000",
+        "--certificatesresolvers.le.acme.keytype=DSA",
+        "--certificatesresolvers.le.acme.httpchallenge.entrypoint=nope",
+    ])
+    .expect_err("invalid");
+    let m = messages(&errs).join("\n");
+    assert!(m.contains("--certificatesresolvers.le.acme.keytype"), "{m}");
+    assert!(m.contains("DSA"), "{m}");
+    assert!(
+        m.contains("--certificatesresolvers.le.acme.httpchallenge.entrypoint"),
+        "{m}"
+    );
+    assert!(m.contains("nope"), "{m}");
 }
