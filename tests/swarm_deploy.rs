@@ -2,8 +2,9 @@
 //! (the repository's Dockerfile, with the static binary built here), `docker stack deploy` of
 //! `deploy/stack.yml` as a global service with host-mode ports, the Docker socket mounted,
 //! routing over an overlay network to the tasks of a labelled service. Then rolling updates of
-//! that 2-replica service under constant load: `--update-order start-first` and `stop-first`,
-//! ten of each, with zero failed requests.
+//! that 2-replica service (retry middleware and an active health check, from its labels) under
+//! constant load: `--update-order start-first` and `stop-first`, ten of each, with zero failed
+//! requests.
 //!
 //! The static build (release, `+crt-static`) takes minutes the first time; later runs reuse
 //! it. Everything created (stack, services, network, image) is removed even on failure.
@@ -200,6 +201,12 @@ fn stack_deploys_and_rolling_updates_drop_no_request() {
         "traefik.http.middlewares.retry.retry.initialInterval=20ms",
         "--label",
         "traefik.http.services.app.loadbalancer.server.port=8080",
+        "--label",
+        "traefik.http.services.app.loadbalancer.healthcheck.path=/",
+        "--label",
+        "traefik.http.services.app.loadbalancer.healthcheck.interval=1s",
+        "--label",
+        "traefik.http.services.app.loadbalancer.healthcheck.timeout=500ms",
         &env.image,
         "sh",
         "-c",
