@@ -285,3 +285,153 @@ fn certificate_files_changed_on_disk_are_reloaded_and_a_broken_one_keeps_the_las
         assert_eq!(status(&r.response), 200);
     }
 }
+
+/// Completes a handshake with `config` and `sni`; returns the negotiated ALPN protocol.
+fn handshake(
+    addr: SocketAddr,
+    config: std::sync::Arc<rustls::ClientConfig>,
+    sni: &str,
+) -> Result<Option<Vec<u8>>, String> {
+    let name = ServerName::try_from(sni.to_string()).map_err(|e| e.to_string())?;
+    let mut conn = ClientConnection::new(config, name).map_err(|e| e.to_string())?;
+    let mut sock = TcpStream::connect(addr).map_err(|e| e.to_string())?;
+    sock.set_read_timeout(Some(Duration::from_secs(5)))
+        .map_err(|e| e.to_string())?;
+    while conn.is_handshaking() {
+        conn.complete_io(&mut sock).map_err(|e| e.to_string())?;
+    }
+    // TLS 1.3 reports a refused client certificate after the client's Finished: read once.
+    let mut tls = rustls::Stream::new(&mut conn, &mut sock);
+    tls.write_all(b"GET / HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n")
+        .map_err(|e| format!("write: {e}"))?;
+    let mut buf = [0u8; 64];
+    let n = tls.read(&mut buf).map_err(|e| format!("read: {e}"))?;
+    if !buf[..n].starts_with(b"HTTP/1.1 ") {
+        return Err(format!("no HTTP response: {:?}", &buf[..n]));
+    }
+    Ok(conn.alpn_protocol().map(|p| p.to_vec()))
+}
+
+#[test]
+fn default_tls_options_apply_versions_alpn_sni_strict_and_client_auth() {
+    let dir = TestDir::new("tls-options");
+    let a = make_cert(&dir, "a", &["a.test"]);
+    // A test CA and a client certificate it signed; another self-signed client certificate.
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "ringway test CA");
+    ca_params.key_usages = vec![
+        rcgen::KeyUsagePurpose::KeyCertSign,
+        rcgen::KeyUsagePurpose::DigitalSignature,
+    ];
+    let ca =
+        rcgen::CertifiedIssuer::self_signed(ca_params, rcgen::KeyPair::generate().expect("key"))
+            .expect("ca");
+    let ca_path = dir.join("ca.pem");
+    std::fs::write(&ca_path, ca.pem()).expect("write ca");
+    let client_key = rcgen::KeyPair::generate().expect("key");
+    let client = rcgen::CertificateParams::new(vec!["client.test".to_string()])
+        .expect("params")
+        .signed_by(&client_key, &ca)
+        .expect("client cert");
+    let good = Some((vec![client.der().to_vec()], client_key.serialize_der()));
+    let stray_key = rcgen::KeyPair::generate().expect("key");
+    let stray = rcgen::CertificateParams::new(vec!["client.test".to_string()])
+        .expect("params")
+        .self_signed(&stray_key)
+        .expect("stray cert");
+    let stray = Some((vec![stray.der().to_vec()], stray_key.serialize_der()));
+
+    let origin = Origin::start("o");
+    let cfg = format!(
+        "{}tls = {{}}\n{}\
+         [[tls.certificates]]\ncertFile = \"{}\"\nkeyFile = \"{}\"\n\
+         [tls.options.default]\nminVersion = \"VersionTLS13\"\nsniStrict = true\n\
+         alpnProtocols = [\"x-test\", \"http/1.1\"]\n\
+         [tls.options.default.clientAuth]\ncaFiles = [\"{}\"]\n\
+         clientAuthType = \"RequireAndVerifyClientCert\"\n",
+        router("secure", "Host(`a.test`)", "s"),
+        lb_service("s", &[&origin]),
+        a.cert_path,
+        a.key_path,
+        ca_path.display(),
+    );
+    let p = Proxy::start("tls-options", &cfg, &[]);
+    use support::tls::custom_client;
+    let v13: &[&'static rustls::SupportedProtocolVersion] = &[&rustls::version::TLS13];
+    let v12: &[&'static rustls::SupportedProtocolVersion] = &[&rustls::version::TLS12];
+
+    // TLS 1.3 with a certificate from the CA: served, ALPN negotiated from the options.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match handshake(
+            p.addr,
+            custom_client(v13, &["x-test"], good.clone()),
+            "a.test",
+        ) {
+            // Until the table is live the defaults serve (no x-test): retry.
+            Ok(Some(alpn)) if alpn == b"x-test" => break,
+            other if Instant::now() > deadline => {
+                panic!("never negotiated x-test: {other:?}\n{}", p.ringway.logs())
+            }
+            _ => std::thread::sleep(Duration::from_millis(50)),
+        }
+    }
+    let alpn = handshake(
+        p.addr,
+        custom_client(v13, &["h2", "http/1.1"], good.clone()),
+        "a.test",
+    )
+    .expect("http/1.1 client");
+    assert_eq!(alpn.as_deref(), Some(&b"http/1.1"[..]));
+    // minVersion 1.3: a TLS 1.2-only client is refused.
+    let e = handshake(p.addr, custom_client(v12, &[], good.clone()), "a.test")
+        .expect_err("TLS 1.2 refused");
+    assert!(
+        e.contains("ProtocolVersion") || e.contains("version"),
+        "{e}"
+    );
+    // sniStrict: an unknown name gets no certificate.
+    handshake(p.addr, custom_client(v13, &[], good.clone()), "other.test")
+        .expect_err("unknown SNI refused");
+    // RequireAndVerifyClientCert: no certificate, or one the CA did not sign, is refused.
+    handshake(p.addr, custom_client(v13, &[], None), "a.test").expect_err("no client cert");
+    handshake(p.addr, custom_client(v13, &[], stray), "a.test").expect_err("stray client cert");
+}
+
+#[test]
+fn unknown_tls_option_values_are_errors_naming_the_key() {
+    let dir = TestDir::new("tls-options-bad");
+    let dynamic = dir.join("tls-options.toml");
+    std::fs::write(
+        &dynamic,
+        "[tls.options.default]\nminVersion = \"VersionTLS14\"\n\
+         [tls.options.other]\ncipherSuites = [\"TLS_RSA_WITH_RC4_128_SHA\"]\n\
+         [tls.options.third]\nsniStrickt = true\n\
+         [tls.options.fourth.clientAuth]\nclientAuthType = \"RequireAndVerifyClientCert\"\n",
+    )
+    .expect("write");
+    let args = vec![
+        "check".to_string(),
+        format!(
+            "--entrypoints.web.address=127.0.0.1:{}",
+            support::free_port()
+        ),
+        format!("--providers.file.filename={}", dynamic.display()),
+    ];
+    let (status, out, err) = Ringway::run(&args, Duration::from_secs(20));
+    assert_eq!(status.code(), Some(1), "stdout:\n{out}\nstderr:\n{err}");
+    for needle in [
+        "tls.options.default.minVersion",
+        "VersionTLS14",
+        "tls.options.other.cipherSuites[0]",
+        "TLS_RSA_WITH_RC4_128_SHA",
+        "sniStrickt",
+        "tls.options.fourth.clientAuth.caFiles",
+        "tls-options.toml",
+    ] {
+        assert!(err.contains(needle), "stderr lacks {needle}:\n{err}");
+    }
+}

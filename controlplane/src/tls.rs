@@ -6,7 +6,9 @@
 use crate::aggregator::ProviderConfig;
 use ringway_shared::config::node::from_node_at;
 use ringway_shared::config::{ConfigError, Node};
-use ringway_shared::table::{CertificateSpec, TlsSpec};
+use ringway_shared::table::{
+    CertificateSpec, ClientAuthKind, ClientAuthSpec, TlsOptionsSpec, TlsSpec,
+};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
@@ -103,11 +105,29 @@ pub fn resolve_tls(
                 }
             }
         }
-        for name in section.options.keys() {
-            warnings.push(ConfigError::new(
-                location(&format!("tls.options.{name}")),
-                "TLS options are not supported yet; the defaults (TLS 1.2 and 1.3) apply",
-            ));
+        for (name, node) in &section.options {
+            let path = format!("tls.options.{name}");
+            if name != "default" {
+                warnings.push(ConfigError::new(
+                    location(&path),
+                    "only the default TLS options set is applied (to every TLS connection); \
+                     routers naming other sets get the default",
+                ));
+            }
+            let raw: RawOptions = match from_node_at(node, &path) {
+                Ok(r) => r,
+                Err(e) => {
+                    errors.push(ConfigError::new(location(&path), e.to_string()));
+                    continue;
+                }
+            };
+            match options(&raw, &path, &mut |k, m| {
+                warnings.push(ConfigError::new(location(k), m))
+            }) {
+                Ok(o) if name == "default" => spec.options = o,
+                Ok(_) => {}
+                Err((key, e)) => errors.push(ConfigError::new(location(&key), e)),
+            }
         }
     }
     spec
@@ -167,6 +187,158 @@ fn load_kept(c: &CertFiles) -> Result<(CertificateSpec, Option<String>), String>
             }
         }
     }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase", deny_unknown_fields)]
+struct RawOptions {
+    min_version: Option<String>,
+    max_version: Option<String>,
+    cipher_suites: Vec<String>,
+    curve_preferences: Vec<String>,
+    alpn_protocols: Option<Vec<String>>,
+    sni_strict: bool,
+    prefer_server_cipher_suites: Option<bool>,
+    disable_session_tickets: Option<bool>,
+    client_auth: Option<RawClientAuth>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase", deny_unknown_fields)]
+struct RawClientAuth {
+    ca_files: Vec<String>,
+    client_auth_type: Option<String>,
+}
+
+fn version(value: &str, key: &str, warn: &mut dyn FnMut(&str, String)) -> Result<u8, String> {
+    match value {
+        "VersionTLS13" => Ok(13),
+        "VersionTLS12" => Ok(12),
+        "VersionTLS10" | "VersionTLS11" => {
+            warn(
+                key,
+                format!("{value}: TLS 1.0 and 1.1 are not supported (rustls); TLS 1.2 applies"),
+            );
+            Ok(12)
+        }
+        other => Err(format!(
+            "unknown TLS version {other:?} (expected VersionTLS12 or VersionTLS13)"
+        )),
+    }
+}
+
+/// The rustls name of a Go/IANA cipher suite name, if rustls implements it.
+pub fn rustls_suite_name(go_name: &str) -> Option<String> {
+    let name = match go_name {
+        "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305" | "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305" => {
+            format!("{go_name}_SHA256")
+        }
+        n if n.starts_with("TLS_AES_") || n.starts_with("TLS_CHACHA20_") => {
+            format!("TLS13_{}", &n[4..])
+        }
+        n => n.to_string(),
+    };
+    rustls::crypto::ring::default_provider()
+        .cipher_suites
+        .iter()
+        .any(|s| format!("{:?}", s.suite()) == name)
+        .then_some(name)
+}
+
+/// Validates one options set; an error names its key.
+fn options(
+    raw: &RawOptions,
+    path: &str,
+    warn: &mut dyn FnMut(&str, String),
+) -> Result<TlsOptionsSpec, (String, String)> {
+    let mut o = TlsOptionsSpec::default();
+    if let Some(v) = &raw.min_version {
+        let key = format!("{path}.minVersion");
+        o.min_version = version(v, &key, warn).map_err(|e| (key, e))?;
+    }
+    if let Some(v) = &raw.max_version {
+        let key = format!("{path}.maxVersion");
+        o.max_version = version(v, &key, warn).map_err(|e| (key, e))?;
+    }
+    if o.min_version > o.max_version {
+        return Err((
+            format!("{path}.minVersion"),
+            "minVersion is above maxVersion".into(),
+        ));
+    }
+    for (i, c) in raw.cipher_suites.iter().enumerate() {
+        let key = format!("{path}.cipherSuites[{i}]");
+        let Some(name) = rustls_suite_name(c) else {
+            return Err((
+                key,
+                format!("unknown or unsupported cipher suite {c:?} (rustls offers AES-GCM and ChaCha20-Poly1305 ECDHE suites)"),
+            ));
+        };
+        if !name.starts_with("TLS13_") {
+            o.cipher_suites.push(name);
+        }
+    }
+    if !raw.curve_preferences.is_empty() {
+        warn(
+            &format!("{path}.curvePreferences"),
+            "not supported; rustls' defaults (X25519, P-256, P-384) apply".into(),
+        );
+    }
+    if let Some(alpn) = &raw.alpn_protocols {
+        o.alpn_protocols = Vec::new();
+        for p in alpn {
+            if p == "h2" {
+                warn(
+                    &format!("{path}.alpnProtocols"),
+                    "h2 is not served yet; not offered".into(),
+                );
+            } else {
+                o.alpn_protocols.push(p.clone());
+            }
+        }
+    }
+    o.sni_strict = raw.sni_strict;
+    if let Some(ca) = &raw.client_auth {
+        let key = format!("{path}.clientAuth.clientAuthType");
+        let kind = match ca.client_auth_type.as_deref().unwrap_or("NoClientCert") {
+            "NoClientCert" => ClientAuthKind::NoClientCert,
+            "RequestClientCert" => {
+                warn(
+                    &key,
+                    "RequestClientCert: the certificate would be unused; treated as NoClientCert"
+                        .into(),
+                );
+                ClientAuthKind::NoClientCert
+            }
+            "VerifyClientCertIfGiven" => ClientAuthKind::VerifyClientCertIfGiven,
+            "RequireAndVerifyClientCert" => ClientAuthKind::RequireAndVerifyClientCert,
+            "RequireAnyClientCert" => {
+                return Err((key, "RequireAnyClientCert is not supported yet".into()))
+            }
+            other => return Err((key, format!("unknown client auth type {other:?} (expected NoClientCert, RequestClientCert, RequireAnyClientCert, VerifyClientCertIfGiven or RequireAndVerifyClientCert)"))),
+        };
+        let mut ca_certs = Vec::new();
+        for (i, f) in ca.ca_files.iter().enumerate() {
+            let key = format!("{path}.clientAuth.caFiles[{i}]");
+            let (pem, src) = read(f, "caFile").map_err(|e| (key.clone(), e))?;
+            let certs: Vec<Vec<u8>> = rustls_pemfile::certs(&mut pem.as_slice())
+                .map(|r| r.map(|der| der.as_ref().to_vec()))
+                .collect::<Result<_, _>>()
+                .map_err(|e| (key.clone(), format!("{src}: invalid PEM: {e}")))?;
+            if certs.is_empty() {
+                return Err((key, format!("{src}: no certificate in the file")));
+            }
+            ca_certs.extend(certs);
+        }
+        if kind != ClientAuthKind::NoClientCert && ca_certs.is_empty() {
+            return Err((
+                format!("{path}.clientAuth.caFiles"),
+                "client certificates are verified, so caFiles is required".into(),
+            ));
+        }
+        o.client_auth = ClientAuthSpec { ca_certs, kind };
+    }
+    Ok(o)
 }
 
 /// Reads a certificate file and its key, or takes them inline.

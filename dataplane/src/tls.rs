@@ -2,7 +2,7 @@
 //! SNI selection (exact name, then wildcard, then the default certificate) and a generated
 //! self-signed default when none is configured, as Traefik does.
 
-use ringway_shared::table::{CertificateSpec, TlsSpec};
+use ringway_shared::table::{CertificateSpec, ClientAuthKind, TlsSpec};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
@@ -16,6 +16,8 @@ pub enum TlsError {
     Generate(String),
     #[error("certificate {source_file}: {reason}")]
     Certificate { source_file: String, reason: String },
+    #[error("TLS client authentication: {0}")]
+    ClientAuth(String),
     #[error("TLS configuration: {0}")]
     Config(#[from] rustls::Error),
 }
@@ -64,6 +66,8 @@ fn from_spec(c: &CertificateSpec) -> Result<Arc<CertifiedKey>, TlsError> {
 /// Picks the certificate for a ClientHello's SNI.
 #[derive(Debug)]
 struct SniResolver {
+    /// `sniStrict`: no certificate (handshake refused) for a missing or unknown SNI.
+    strict: bool,
     exact: HashMap<String, Arc<CertifiedKey>>,
     /// `*.example.com` stored under `example.com`.
     wildcard: HashMap<String, Arc<CertifiedKey>>,
@@ -71,25 +75,25 @@ struct SniResolver {
 }
 
 impl SniResolver {
-    fn pick(&self, server_name: Option<&str>) -> Arc<CertifiedKey> {
+    fn pick(&self, server_name: Option<&str>) -> Option<Arc<CertifiedKey>> {
         if let Some(name) = server_name {
             let name = name.trim_end_matches('.').to_ascii_lowercase();
             if let Some(c) = self.exact.get(&name) {
-                return c.clone();
+                return Some(c.clone());
             }
             if let Some((_, parent)) = name.split_once('.') {
                 if let Some(c) = self.wildcard.get(parent) {
-                    return c.clone();
+                    return Some(c.clone());
                 }
             }
         }
-        self.default.clone()
+        (!self.strict).then(|| self.default.clone())
     }
 }
 
 impl ResolvesServerCert for SniResolver {
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        Some(self.pick(hello.server_name()))
+        self.pick(hello.server_name())
     }
 }
 
@@ -130,17 +134,57 @@ pub fn build(
         }),
         None => generated.clone(),
     };
+    let options = &spec.options;
     let resolver = SniResolver {
+        strict: options.sni_strict,
         exact,
         wildcard,
         default,
     };
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()?
-        .with_no_client_auth()
-        .with_cert_resolver(Arc::new(resolver));
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let mut provider = rustls::crypto::ring::default_provider();
+    if !options.cipher_suites.is_empty() {
+        provider.cipher_suites.retain(|s| {
+            let name = format!("{:?}", s.suite());
+            name.starts_with("TLS13_") || options.cipher_suites.contains(&name)
+        });
+    }
+    let provider = Arc::new(provider);
+    let versions: Vec<&'static rustls::SupportedProtocolVersion> =
+        [(12, &rustls::version::TLS12), (13, &rustls::version::TLS13)]
+            .into_iter()
+            .filter(|(v, _)| (options.min_version..=options.max_version).contains(v))
+            .map(|(_, p)| p)
+            .collect();
+    let builder =
+        ServerConfig::builder_with_provider(provider.clone()).with_protocol_versions(&versions)?;
+    let builder = match options.client_auth.kind {
+        ClientAuthKind::NoClientCert => builder.with_no_client_auth(),
+        kind => {
+            let mut roots = rustls::RootCertStore::empty();
+            for ca in &options.client_auth.ca_certs {
+                roots.add(CertificateDer::from(ca.clone()))?;
+            }
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider,
+            );
+            let verifier = if kind == ClientAuthKind::VerifyClientCertIfGiven {
+                verifier.allow_unauthenticated()
+            } else {
+                verifier
+            };
+            let verifier = verifier
+                .build()
+                .map_err(|e| TlsError::ClientAuth(e.to_string()))?;
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    let mut config = builder.with_cert_resolver(Arc::new(resolver));
+    config.alpn_protocols = options
+        .alpn_protocols
+        .iter()
+        .map(|p| p.as_bytes().to_vec())
+        .collect();
     Ok(monoio_rustls::TlsAcceptor::from(config))
 }
 
@@ -170,6 +214,7 @@ mod tests {
         let spec = TlsSpec {
             certificates: vec![a.clone(), wild.clone()],
             default_certificate: None,
+            options: Default::default(),
         };
         let mut exact = HashMap::new();
         let mut wildcard = HashMap::new();
@@ -177,16 +222,33 @@ mod tests {
         let cw = from_spec(&wild).expect("wild");
         exact.insert("a.example.com".to_string(), ca.clone());
         wildcard.insert("example.com".to_string(), cw.clone());
-        let r = SniResolver {
+        let mut r = SniResolver {
+            strict: false,
             exact,
             wildcard,
             default: generated.clone(),
         };
-        assert!(Arc::ptr_eq(&r.pick(Some("A.Example.COM.")), &ca));
-        assert!(Arc::ptr_eq(&r.pick(Some("b.example.com")), &cw));
-        assert!(Arc::ptr_eq(&r.pick(Some("x.b.example.com")), &generated));
-        assert!(Arc::ptr_eq(&r.pick(Some("other.org")), &generated));
-        assert!(Arc::ptr_eq(&r.pick(None), &generated));
+        assert!(Arc::ptr_eq(
+            &r.pick(Some("A.Example.COM.")).expect("cert"),
+            &ca
+        ));
+        assert!(Arc::ptr_eq(
+            &r.pick(Some("b.example.com")).expect("cert"),
+            &cw
+        ));
+        assert!(Arc::ptr_eq(
+            &r.pick(Some("x.b.example.com")).expect("cert"),
+            &generated
+        ));
+        assert!(Arc::ptr_eq(
+            &r.pick(Some("other.org")).expect("cert"),
+            &generated
+        ));
+        assert!(Arc::ptr_eq(&r.pick(None).expect("cert"), &generated));
+        r.strict = true;
+        assert!(r.pick(Some("other.org")).is_none());
+        assert!(r.pick(None).is_none());
+        assert!(r.pick(Some("b.example.com")).is_some());
         assert!(build(&spec, &generated).is_ok());
     }
 
@@ -198,6 +260,7 @@ mod tests {
         let spec = TlsSpec {
             certificates: vec![bad, cert_for(&["good.example.com"])],
             default_certificate: None,
+            options: Default::default(),
         };
         assert!(build(&spec, &generated).is_ok());
     }

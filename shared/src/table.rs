@@ -89,6 +89,54 @@ pub struct TcpServerSpec {
 pub struct TlsSpec {
     pub certificates: Vec<CertificateSpec>,
     pub default_certificate: Option<CertificateSpec>,
+    /// `tls.options.default`, validated by the control plane (applies to every TLS
+    /// connection; other named option sets are not selected per router yet).
+    #[serde(default)]
+    pub options: TlsOptionsSpec,
+}
+
+/// A validated `tls.options.<name>` set.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TlsOptionsSpec {
+    /// 12 or 13 (`VersionTLS12`, `VersionTLS13`).
+    pub min_version: u8,
+    /// 12 or 13; 13 when not configured.
+    pub max_version: u8,
+    /// TLS 1.2 suites by IANA name (`TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256`); empty = all.
+    /// As in Go, TLS 1.3 suites are not configurable.
+    pub cipher_suites: Vec<String>,
+    pub alpn_protocols: Vec<String>,
+    pub sni_strict: bool,
+    pub client_auth: ClientAuthSpec,
+}
+
+impl Default for TlsOptionsSpec {
+    fn default() -> Self {
+        TlsOptionsSpec {
+            min_version: 12,
+            max_version: 13,
+            cipher_suites: Vec::new(),
+            alpn_protocols: vec!["http/1.1".into()],
+            sni_strict: false,
+            client_auth: ClientAuthSpec::default(),
+        }
+    }
+}
+
+/// `clientAuth` of a TLS options set.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ClientAuthSpec {
+    /// CA certificates (DER) that client certificates are verified against.
+    pub ca_certs: Vec<Vec<u8>>,
+    pub kind: ClientAuthKind,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ClientAuthKind {
+    #[default]
+    NoClientCert,
+    VerifyClientCertIfGiven,
+    RequireAndVerifyClientCert,
 }
 
 /// A validated certificate chain and its private key, in DER.

@@ -367,7 +367,7 @@ insecureSkipVerify = true
         vec![
             "file.toml: udp.services.dns: udp services are not supported yet, ignored".to_string(),
             "file.toml: http.serversTransports.st: serversTransports are not supported yet, ignored".to_string(),
-            "file.toml: tls.options.modern: TLS options are not supported yet; the defaults (TLS 1.2 and 1.3) apply".to_string(),
+            "file.toml: tls.options.modern: only the default TLS options set is applied (to every TLS connection); routers naming other sets get the default".to_string(),
         ]
     );
 }
