@@ -123,6 +123,32 @@ fn redis_through_a_catch_all_tcp_router() {
     let mut value = vec![0u8; big.len()];
     reader.read_exact(&mut value).expect("value");
     assert!(value == big.as_bytes(), "3 MiB value differs");
+
+    // redis-benchmark through the router, unpipelined and pipelined: every request completes.
+    for pipeline in ["1", "16"] {
+        let out = Command::new("redis-benchmark")
+            .args(["-h", "127.0.0.1", "-p", &port.to_string()])
+            .args([
+                "-t", "get,set", "-n", "2000", "-c", "10", "-P", pipeline, "-q",
+            ])
+            .args(["--csv"])
+            .output()
+            .expect("redis-benchmark is installed by scripts/test (redis-tools)");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "redis-benchmark -P {pipeline}: {text}"
+        );
+        for test in ["SET", "GET"] {
+            assert!(
+                text.lines().any(|l| l.starts_with(&format!("\"{test}\""))),
+                "redis-benchmark -P {pipeline} did not complete {test}: {text}\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+    // The benchmark's keys went through ringway to this redis.
+    assert!(redis_cli(redis_port, &["exists", "key:__rand_int__"]).is_some());
 }
 
 #[test]

@@ -435,3 +435,52 @@ fn unknown_tls_option_values_are_errors_naming_the_key() {
         assert!(err.contains(needle), "stderr lacks {needle}:\n{err}");
     }
 }
+
+/// The same checks with the tools operators use: `curl --resolve` trusting the certificate,
+/// and `openssl s_client` showing which certificate each SNI gets.
+#[test]
+fn curl_and_openssl_see_the_configured_and_the_default_certificates() {
+    let certs_dir = TestDir::new("tls-cli");
+    let a = make_cert(&certs_dir, "a", &["a.test"]);
+    let origin = Origin::start("o");
+    let cfg = format!(
+        "{}tls = {{}}\n{}\
+         [[tls.certificates]]\ncertFile = \"{}\"\nkeyFile = \"{}\"\n",
+        router("secure", "Host(`a.test`)", "s"),
+        lb_service("s", &[&origin]),
+        a.cert_path,
+        a.key_path,
+    );
+    let p = Proxy::start("tls-cli", &cfg, &[]);
+    served_with(&p, &a.der, "at start");
+    let port = p.addr.port();
+
+    let out = std::process::Command::new("curl")
+        .args(["-sS", "--max-time", "10", "--cacert", &a.cert_path])
+        .args(["--resolve", &format!("a.test:{port}:127.0.0.1")])
+        .args(["-w", "\n%{http_code}"])
+        .arg(format!("https://a.test:{port}/from-curl"))
+        .output()
+        .expect("curl is installed by scripts/test");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.ends_with("\n200"),
+        "curl: {text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(origin.requests_to("/from-curl").len(), 1);
+
+    let s_client = |sni: &str| -> String {
+        let out = std::process::Command::new("openssl")
+            .args(["s_client", "-connect", &format!("127.0.0.1:{port}")])
+            .args(["-servername", sni])
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("openssl is installed by scripts/test");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let known = s_client("a.test");
+    assert!(known.contains("rcgen self signed cert"), "{known}");
+    let unknown = s_client("unknown.test");
+    assert!(unknown.contains("TRAEFIK DEFAULT CERT"), "{unknown}");
+}
