@@ -431,6 +431,45 @@ fn layout_round_trip_and_watch(kind: Kind) {
     }
 }
 
+/// Traefik's keys for router `a` (`Host(`a.test`)`) and its service on `a`.
+fn router_a_pairs(a: &Origin) -> Vec<(String, String)> {
+    vec![
+        (
+            "traefik/http/routers/a/rule".to_string(),
+            "Host(`a.test`)".to_string(),
+        ),
+        (
+            "traefik/http/routers/a/service".to_string(),
+            "a".to_string(),
+        ),
+        (
+            "traefik/http/services/a/loadBalancer/servers/0/url".to_string(),
+            a.url(),
+        ),
+    ]
+}
+
+/// Writes `pairs` into the store, retrying until it accepts them or `timeout` passes (the
+/// store may still be starting); the last error otherwise.
+fn write_until(
+    cfg: &ringway_shared::config::static_config::KvProvider,
+    pairs: &[(String, String)],
+    timeout: Duration,
+) -> Result<(), String> {
+    let mut last = String::new();
+    let written = wait_until(timeout, || {
+        let r = block_on(async {
+            let mut c = KvClient::connect(cfg).await?;
+            c.apply(pairs, &[]).await
+        });
+        r.map_err(|e| last = e.to_string()).is_ok()
+    });
+    if written {
+        Ok(())
+    } else {
+        Err(last)
+    }
+}
 #[test]
 fn redis_layout_round_trip_watch_and_sync() {
     layout_round_trip_and_watch(Kind::Redis);
@@ -888,29 +927,9 @@ fn redis_over_mutual_tls() {
     let mut cfg = provider_from_url(&format!("redis://127.0.0.1:{port}"), None).expect("url");
     cfg.tls = Some(tls.clone());
     let a = Origin::start("a");
-    let pairs = vec![
-        (
-            "traefik/http/routers/a/rule".to_string(),
-            "Host(`a.test`)".to_string(),
-        ),
-        (
-            "traefik/http/routers/a/service".to_string(),
-            "a".to_string(),
-        ),
-        (
-            "traefik/http/services/a/loadBalancer/servers/0/url".to_string(),
-            a.url(),
-        ),
-    ];
-    let mut last = String::new();
-    let written = wait_until(Duration::from_secs(15), || {
-        let r = block_on(async {
-            let mut c = KvClient::connect(&cfg).await?;
-            c.apply(&pairs, &[]).await
-        });
-        r.map_err(|e| last = e.to_string()).is_ok()
-    });
-    assert!(written, "cannot write to redis over TLS: {last}");
+    let pairs = router_a_pairs(&a);
+    write_until(&cfg, &pairs, Duration::from_secs(15))
+        .unwrap_or_else(|e| panic!("cannot write to redis over TLS: {e}"));
     // Without a client certificate the server refuses us.
     let mut no_cert = cfg.clone();
     no_cert.tls = Some(KvTls {
@@ -1253,29 +1272,9 @@ fn etcd_over_mutual_tls() {
         insecure_skip_verify: false,
     });
     let a = Origin::start("a");
-    let pairs = vec![
-        (
-            "traefik/http/routers/a/rule".to_string(),
-            "Host(`a.test`)".to_string(),
-        ),
-        (
-            "traefik/http/routers/a/service".to_string(),
-            "a".to_string(),
-        ),
-        (
-            "traefik/http/services/a/loadBalancer/servers/0/url".to_string(),
-            a.url(),
-        ),
-    ];
-    let mut last = String::new();
-    let written = wait_until(Duration::from_secs(20), || {
-        let r = block_on(async {
-            let mut c = KvClient::connect(&cfg).await?;
-            c.apply(&pairs, &[]).await
-        });
-        r.map_err(|e| last = e.to_string()).is_ok()
-    });
-    assert!(written, "cannot write to etcd over TLS: {last}");
+    let pairs = router_a_pairs(&a);
+    write_until(&cfg, &pairs, Duration::from_secs(20))
+        .unwrap_or_else(|e| panic!("cannot write to etcd over TLS: {e}"));
     let (r, addr) = start_ringway(&[
         format!("--providers.etcd.endpoints=127.0.0.1:{port}"),
         format!("--providers.etcd.tls.ca={}", path("ca.pem")),

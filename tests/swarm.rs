@@ -18,22 +18,6 @@ use std::time::{Duration, Instant};
 use support::docker::{docker, docker_raw, wait_marker, DockerEnv};
 use support::{free_port, Ringway, READY_TIMEOUT};
 
-fn ensure_swarm() {
-    support::docker::require_docker();
-    let state = docker(&["info", "--format", "{{.Swarm.LocalNodeState}}"]);
-    if state != "active" {
-        let out = docker_raw(&["swarm", "init", "--advertise-addr", "127.0.0.1"]);
-        // Another test may have initialized it meanwhile.
-        let state = docker(&["info", "--format", "{{.Swarm.LocalNodeState}}"]);
-        assert_eq!(
-            state,
-            "active",
-            "docker swarm init failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-}
-
 /// Removes the services and networks a test created, even when it fails.
 struct SwarmObjects {
     services: Vec<String>,
@@ -78,7 +62,7 @@ fn ringway(env: &DockerEnv, extra: &[String]) -> (Ringway, SocketAddr) {
 
 #[test]
 fn a_labelled_service_is_routed_and_a_service_update_is_followed() {
-    ensure_swarm();
+    support::docker::ensure_swarm();
     let env = DockerEnv::new("swarm-host");
     let port = free_port();
     let name = env.name("web");
@@ -145,7 +129,7 @@ fn a_labelled_service_is_routed_and_a_service_update_is_followed() {
 
 #[test]
 fn task_addresses_and_lbswarm_vips_match_the_engine() {
-    ensure_swarm();
+    support::docker::ensure_swarm();
     let env = DockerEnv::new("swarm-overlay");
     let net = env.name("overlay");
     let mut objects = SwarmObjects {

@@ -16,24 +16,11 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use support::docker::{docker, docker_raw, require_docker, wait_marker, DockerEnv};
-use support::load::Load;
+use support::docker::{docker, docker_raw, wait_marker, DockerEnv};
+use support::load::{summary, Load};
 use support::{free_port, READY_TIMEOUT};
 
 const UPDATES: usize = 10;
-
-fn ensure_swarm() {
-    require_docker();
-    if docker(&["info", "--format", "{{.Swarm.LocalNodeState}}"]) != "active" {
-        let out = docker_raw(&["swarm", "init", "--advertise-addr", "127.0.0.1"]);
-        assert_eq!(
-            docker(&["info", "--format", "{{.Swarm.LocalNodeState}}"]),
-            "active",
-            "docker swarm init failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-}
 
 /// Builds the static binary the Dockerfile copies (as its header says) and the image.
 fn build_image(tag: &str) {
@@ -118,18 +105,9 @@ impl Drop for Deployed {
     }
 }
 
-fn percentile_ms(mut v: Vec<Duration>, p: f64) -> f64 {
-    v.sort();
-    if v.is_empty() {
-        return 0.0;
-    }
-    let i = ((v.len() as f64 - 1.0) * p).round() as usize;
-    v[i.min(v.len() - 1)].as_secs_f64() * 1e3
-}
-
 #[test]
 fn stack_deploys_and_rolling_updates_drop_no_request() {
-    ensure_swarm();
+    support::docker::ensure_swarm();
     let env = DockerEnv::new("swarm-deploy");
     let id = env.constraint_value().to_string();
     let deployed = Deployed {
@@ -259,11 +237,10 @@ fn stack_deploys_and_rolling_updates_drop_no_request() {
     let report = load.stop();
     eprintln!(
         "swarm rolling updates ({UPDATES} start-first + {UPDATES} stop-first): {} requests, {} \
-         failed; each update took p50 {:.0} ms, max {:.0} ms",
+         failed; {}",
         report.sent,
         report.failed,
-        percentile_ms(took.clone(), 0.5),
-        percentile_ms(took, 1.0)
+        summary("each update took", took)
     );
     assert!(report.sent > 100, "the load did not run: {report:?}");
     assert_eq!(

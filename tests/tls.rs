@@ -231,6 +231,19 @@ fn a_bad_certificate_is_reported_with_its_file_and_the_others_keep_serving() {
     }
 }
 
+/// A TLS router for `a.test` to `origin` with `cert` in `tls.certificates`, plus `extra`
+/// dynamic configuration.
+fn a_test_config(origin: &Origin, cert: &CertFiles, extra: &str) -> String {
+    format!(
+        "{}tls = {{}}\n{}\
+         [[tls.certificates]]\ncertFile = \"{}\"\nkeyFile = \"{}\"\n{extra}",
+        router("secure", "Host(`a.test`)", "s"),
+        lb_service("s", &[origin]),
+        cert.cert_path,
+        cert.key_path,
+    )
+}
+
 /// Waits until `a.test` is served with the certificate `der`.
 fn served_with(p: &Proxy, der: &[u8], what: &str) {
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -252,15 +265,7 @@ fn certificate_files_changed_on_disk_are_reloaded_and_a_broken_one_keeps_the_las
     let certs_dir = TestDir::new("tls-reload");
     let first = make_cert(&certs_dir, "a", &["a.test"]);
     let origin = Origin::start("o");
-    let cfg = format!(
-        "{}tls = {{}}\n{}\
-         [[tls.certificates]]\ncertFile = \"{}\"\nkeyFile = \"{}\"\n",
-        router("secure", "Host(`a.test`)", "s"),
-        lb_service("s", &[&origin]),
-        first.cert_path,
-        first.key_path,
-    );
-    let p = Proxy::start("tls-reload", &cfg, &[]);
+    let p = Proxy::start("tls-reload", &a_test_config(&origin, &first, ""), &[]);
     served_with(&p, &first.der, "at start");
 
     // Renewed in place (same file names, new key and certificate, as certbot or a
@@ -345,19 +350,14 @@ fn default_tls_options_apply_versions_alpn_sni_strict_and_client_auth() {
     let stray = Some((vec![stray.der().to_vec()], stray_key.serialize_der()));
 
     let origin = Origin::start("o");
-    let cfg = format!(
-        "{}tls = {{}}\n{}\
-         [[tls.certificates]]\ncertFile = \"{}\"\nkeyFile = \"{}\"\n\
-         [tls.options.default]\nminVersion = \"VersionTLS13\"\nsniStrict = true\n\
+    let options = format!(
+        "[tls.options.default]\nminVersion = \"VersionTLS13\"\nsniStrict = true\n\
          alpnProtocols = [\"x-test\", \"http/1.1\"]\n\
          [tls.options.default.clientAuth]\ncaFiles = [\"{}\"]\n\
          clientAuthType = \"RequireAndVerifyClientCert\"\n",
-        router("secure", "Host(`a.test`)", "s"),
-        lb_service("s", &[&origin]),
-        a.cert_path,
-        a.key_path,
         ca_path.display(),
     );
+    let cfg = a_test_config(&origin, &a, &options);
     let p = Proxy::start("tls-options", &cfg, &[]);
     use support::tls::custom_client;
     let v13: &[&'static rustls::SupportedProtocolVersion] = &[&rustls::version::TLS13];
@@ -443,15 +443,7 @@ fn curl_and_openssl_see_the_configured_and_the_default_certificates() {
     let certs_dir = TestDir::new("tls-cli");
     let a = make_cert(&certs_dir, "a", &["a.test"]);
     let origin = Origin::start("o");
-    let cfg = format!(
-        "{}tls = {{}}\n{}\
-         [[tls.certificates]]\ncertFile = \"{}\"\nkeyFile = \"{}\"\n",
-        router("secure", "Host(`a.test`)", "s"),
-        lb_service("s", &[&origin]),
-        a.cert_path,
-        a.key_path,
-    );
-    let p = Proxy::start("tls-cli", &cfg, &[]);
+    let p = Proxy::start("tls-cli", &a_test_config(&origin, &a, ""), &[]);
     served_with(&p, &a.der, "at start");
     let port = p.addr.port();
 

@@ -25,7 +25,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use support::docker::{docker, wait_marker, DockerEnv, ORIGIN_PORT};
-use support::load::Load;
+use support::load::{summary, Load};
 use support::{free_port, wait_until, Ringway, READY_TIMEOUT};
 
 const ROUNDS: usize = 10;
@@ -156,25 +156,6 @@ fn start(env: &DockerEnv) -> (Ringway, SocketAddr) {
     )
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
-}
-
-fn summary(what: &str, mut v: Vec<Duration>) -> String {
-    v.sort();
-    format!(
-        "{what}: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms over {}",
-        percentile(&v, 0.5).as_secs_f64() * 1e3,
-        percentile(&v, 0.99).as_secs_f64() * 1e3,
-        v.last().copied().unwrap_or_default().as_secs_f64() * 1e3,
-        v.len()
-    )
-}
-
 /// Waits until the load has been answered by `marker`; the time since `since`.
 fn routed_after(load: &Load, marker: &str, since: Instant, r: &Ringway) -> Duration {
     assert!(
@@ -182,14 +163,13 @@ fn routed_after(load: &Load, marker: &str, since: Instant, r: &Ringway) -> Durat
         "the new container {marker} never got traffic\n{}",
         r.logs()
     );
-    load.last_seen(marker)
-        .map_or(Duration::ZERO, |_| since.elapsed())
+    since.elapsed()
 }
 
 /// The time from `since` to the last answer from `marker` (zero if none came after).
-fn drained_after(load: &Load, marker: &str, since: Instant) -> Duration {
-    load.last_seen(marker)
-        .and_then(|t| t.checked_duration_since(since))
+fn drained_after(load: &Load, marker: &str, since: SystemTime) -> Duration {
+    load.seen_wall(marker)
+        .and_then(|(_, last)| last.duration_since(since).ok())
         .unwrap_or(Duration::ZERO)
 }
 
@@ -212,7 +192,7 @@ fn blue_green_swaps_with_a_grace_period_drop_no_request() {
         let started = Instant::now();
         // The new one answers first, then the old one goes: only then is it stopped.
         starts.push(routed_after(&load, &next.marker, started, &r));
-        let stopping = Instant::now();
+        let stopping = SystemTime::now();
         docker(&["stop", "--time", "1", &current.name]);
         drains.push(drained_after(&load, &current.marker, stopping));
         let (stop, start) = event_delays(&events, &load, &current, "kill", &next);
@@ -262,7 +242,7 @@ fn replicas_killed_without_grace_drop_no_request_with_retry() {
             "{} gets no traffic",
             a.name
         );
-        let killed = Instant::now();
+        let killed = SystemTime::now();
         docker(&["kill", &a.name]);
         drains.push(drained_after(&load, &a.marker, killed));
         docker(&["rm", "-f", &a.name]);

@@ -10,6 +10,7 @@ pub mod etcd;
 pub mod layout;
 pub mod lock;
 mod net;
+pub use net::accept_any_verifier;
 pub mod redis;
 
 use ringway_shared::config::static_config::{KvProvider, KvStoreKind, KV_DEFAULT_ROOT_KEY};
@@ -189,6 +190,14 @@ pub fn provider_from_url(url: &str, root_key: Option<&str>) -> Result<KvProvider
         db,
         tls: None,
     })
+}
+
+/// `(key, value)` pairs from string literals, for the unit tests of the KV modules.
+#[cfg(test)]
+pub(crate) fn test_pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
+    p.iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
 #[cfg(test)]

@@ -565,70 +565,53 @@ async fn forward<'a, C: Downstream>(
     let mut tries = 1;
     // Servers that failed this request (a retry prefers the others).
     let mut tried: Vec<SocketAddr> = Vec::new();
+    // Whether the retry middleware may send the request to the next server, and after what
+    // wait: `sent` says some of it may have reached the last one.
+    let retry_after = |tries: u32, sent: bool| {
+        let spec = target.retry?;
+        let allowed = tries < spec.attempts && (!sent || (idempotent && replayable));
+        allowed.then(|| {
+            let factor = 1.5f64.powi(i32::try_from(tries).unwrap_or(i32::MAX) - 1);
+            spec.initial_interval.mul_f64(factor.min(1e6))
+        })
+    };
     let outcome = loop {
-        // Whether the retry middleware may send the request to the next server: `sent`
-        // says some of it may have reached the last one.
-        let retry_after = |tries: u32, sent: bool| {
-            let spec = target.retry?;
-            let allowed = tries < spec.attempts && (!sent || (idempotent && replayable));
-            allowed.then(|| {
-                let factor = 1.5f64.powi(i32::try_from(tries).unwrap_or(i32::MAX) - 1);
-                spec.initial_interval.mul_f64(factor.min(1e6))
-            })
-        };
-        let (upstream, reused) = match checkout(w, server, !idempotent).await {
-            Ok(c) => c,
-            Err(f) => match retry_after(tries, false) {
-                Some(wait) => {
-                    tracing::debug!(server = %server.url, tries, "retrying on another server");
-                    tries += 1;
-                    monoio::time::sleep(wait).await;
-                    tried.push(server.addr);
-                    match target.pick_except(&tried) {
-                        Some((next, _)) => {
-                            server = next;
-                            if let Some(orig) = &original_head {
-                                out.clear();
-                                write_request_head(&mut out, orig, head, &ctx(server));
-                                out.extend_from_slice(&inline_body);
-                            }
-                            continue;
-                        }
-                        None => break Err(f),
+        // A failure, and whether a byte of the request may have reached the server.
+        let (failure, sent) = match checkout(w, server, !idempotent).await {
+            Err(f) => (f, false),
+            Ok((upstream, reused)) => {
+                let (res, o) = exchange(
+                    client,
+                    upstream,
+                    out,
+                    rbuf,
+                    &mut req_body,
+                    ep,
+                    w,
+                    server,
+                    method_is_head,
+                    upgrade,
+                    client_conn,
+                    expect_continue,
+                    reused,
+                )
+                .await;
+                out = o;
+                match res {
+                    // A pooled connection the server had closed: the same server, a new
+                    // connection. Only for idempotent requests: the server may have read it
+                    // before closing.
+                    Err(Failure::Stale) if replayable && idempotent && stale < 2 => {
+                        stale += 1;
+                        continue;
                     }
+                    Err(Failure::Stale) => (Failure::Upstream, true),
+                    Err(f @ (Failure::Upstream | Failure::Timeout)) => (f, true),
+                    other => break other,
                 }
-                None => break Err(f),
-            },
-        };
-        let (res, o) = exchange(
-            client,
-            upstream,
-            out,
-            rbuf,
-            &mut req_body,
-            ep,
-            w,
-            server,
-            method_is_head,
-            upgrade,
-            client_conn,
-            expect_continue,
-            reused,
-        )
-        .await;
-        out = o;
-        let failure = match res {
-            // A pooled connection the server had closed: the same server, a new connection.
-            // Only for idempotent requests: the server may have read it before closing.
-            Err(Failure::Stale) if replayable && idempotent && stale < 2 => {
-                stale += 1;
-                continue;
             }
-            Err(Failure::Stale) => Failure::Upstream,
-            Err(f @ (Failure::Upstream | Failure::Timeout)) => f,
-            other => break other,
         };
-        let Some(wait) = retry_after(tries, true) else {
+        let Some(wait) = retry_after(tries, sent) else {
             break Err(failure);
         };
         tracing::debug!(server = %server.url, tries, "retrying on another server");

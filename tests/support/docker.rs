@@ -58,6 +58,21 @@ pub fn require_docker() {
     }
 }
 
+/// Puts the engine in swarm mode unless it already is (never `swarm leave`: tests share it).
+pub fn ensure_swarm() {
+    require_docker();
+    if docker(&["info", "--format", "{{.Swarm.LocalNodeState}}"]) != "active" {
+        let out = docker_raw(&["swarm", "init", "--advertise-addr", "127.0.0.1"]);
+        // Another test may have initialized it meanwhile.
+        assert_eq!(
+            docker(&["info", "--format", "{{.Swarm.LocalNodeState}}"]),
+            "active",
+            "docker swarm init failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
 /// One test's Docker resources: an image, a bridge network, containers.
 pub struct DockerEnv {
     pub network: String,

@@ -27,8 +27,6 @@ struct Shared {
     failed: AtomicU64,
     failures: Mutex<Vec<String>>,
     by_body: Mutex<BTreeMap<String, u64>>,
-    /// Last time each body was answered.
-    last_seen: Mutex<BTreeMap<String, Instant>>,
     /// First and last time (wall clock, to compare with the engine's event times).
     seen_wall: Mutex<BTreeMap<String, (SystemTime, SystemTime)>>,
 }
@@ -48,7 +46,6 @@ impl Load {
             failed: AtomicU64::new(0),
             failures: Mutex::new(Vec::new()),
             by_body: Mutex::new(BTreeMap::new()),
-            last_seen: Mutex::new(BTreeMap::new()),
             seen_wall: Mutex::new(BTreeMap::new()),
         });
         let threads = (0..clients)
@@ -62,16 +59,6 @@ impl Load {
             })
             .collect();
         Load { shared, threads }
-    }
-
-    /// When `body` was last answered, if ever.
-    pub fn last_seen(&self, body: &str) -> Option<Instant> {
-        self.shared
-            .last_seen
-            .lock()
-            .expect("lock")
-            .get(body)
-            .copied()
     }
 
     /// When `body` was first and last answered, on the wall clock.
@@ -143,10 +130,6 @@ fn client(addr: SocketAddr, host: &str, pause: Duration, s: &Shared) {
                     .expect("lock")
                     .entry(body.clone())
                     .or_default() += 1;
-                s.last_seen
-                    .lock()
-                    .expect("lock")
-                    .insert(body, Instant::now());
                 if r.header("connection")
                     .is_some_and(|v| v.eq_ignore_ascii_case("close"))
                 {
@@ -172,4 +155,25 @@ fn fail(s: &Shared, why: String) {
     if f.len() < 10 {
         f.push(why);
     }
+}
+
+/// The `p` quantile (0..=1) of sorted durations (zero for none).
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+/// `what: p50 …, p99 …, max … over n`, for the measurements the tests print.
+pub fn summary(what: &str, mut v: Vec<Duration>) -> String {
+    v.sort();
+    format!(
+        "{what}: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms over {}",
+        percentile(&v, 0.5).as_secs_f64() * 1e3,
+        percentile(&v, 0.99).as_secs_f64() * 1e3,
+        v.last().copied().unwrap_or_default().as_secs_f64() * 1e3,
+        v.len()
+    )
 }

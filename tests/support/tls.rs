@@ -1,58 +1,9 @@
 //! A rustls client for tests that check *which* certificate a server presents: it accepts
 //! any certificate (signatures are still verified).
 
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
+use rustls::pki_types::CertificateDer;
+use rustls::ClientConfig;
 use std::sync::Arc;
-
-#[derive(Debug)]
-struct AcceptAny(Arc<rustls::crypto::CryptoProvider>);
-
-impl ServerCertVerifier for AcceptAny {
-    fn verify_server_cert(
-        &self,
-        _: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: &ServerName<'_>,
-        _: &[u8],
-        _: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
-}
 
 /// A client configuration that accepts any server certificate.
 pub fn accept_any_client() -> Arc<ClientConfig> {
@@ -61,7 +12,7 @@ pub fn accept_any_client() -> Arc<ClientConfig> {
         .with_safe_default_protocol_versions()
         .expect("TLS versions")
         .dangerous()
-        .with_custom_certificate_verifier(Arc::new(AcceptAny(provider)))
+        .with_custom_certificate_verifier(ringway_controlplane::kv::accept_any_verifier(provider))
         .with_no_client_auth();
     Arc::new(config)
 }
@@ -78,7 +29,7 @@ pub fn custom_client(
         .with_protocol_versions(versions)
         .expect("TLS versions")
         .dangerous()
-        .with_custom_certificate_verifier(Arc::new(AcceptAny(provider)));
+        .with_custom_certificate_verifier(ringway_controlplane::kv::accept_any_verifier(provider));
     let mut config = match client_cert {
         Some((chain, key)) => builder
             .with_client_auth_cert(

@@ -492,11 +492,7 @@ fn to_toml(node: &Node) -> toml::Value {
 mod tests {
     use super::*;
 
-    fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
-        p.iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use crate::kv::test_pairs as pairs;
 
     #[test]
     fn diff_adds_changes_and_deletes() {

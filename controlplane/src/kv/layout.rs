@@ -207,11 +207,7 @@ mod tests {
     use super::*;
     use ringway_shared::config::Format;
 
-    fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
-        p.iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use crate::kv::test_pairs as pairs;
 
     #[test]
     fn keys_become_a_tree_and_back() {

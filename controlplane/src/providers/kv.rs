@@ -306,11 +306,7 @@ async fn publish(
 mod tests {
     use super::*;
 
-    fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
-        p.iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use crate::kv::test_pairs as pairs;
 
     #[test]
     fn traefik_layout_decodes_like_a_file() {
