@@ -16,16 +16,22 @@ use support::{free_port, Ringway, TestDir};
 
 /// ringway with only the given dynamic config and an entry point `tcp` (no HTTP routers).
 fn start(label: &str, dynamic: &str) -> (Ringway, SocketAddr, TestDir) {
+    start_with(label, dynamic, &[])
+}
+
+fn start_with(label: &str, dynamic: &str, extra: &[&str]) -> (Ringway, SocketAddr, TestDir) {
     let dir = TestDir::new(label);
     let file = dir.join("dynamic.toml");
     std::fs::write(&file, dynamic).expect("write dynamic");
     let port = free_port();
-    let r = Ringway::start(&[
+    let mut args = vec![
         format!("--entrypoints.tcp.address=127.0.0.1:{port}"),
         format!("--providers.file.filename={}", file.display()),
         "--dataplane.workers=2".to_string(),
         "--log.level=DEBUG".to_string(),
-    ]);
+    ];
+    args.extend(extra.iter().map(|a| a.to_string()));
+    let r = Ringway::start(&args);
     (r, SocketAddr::from(([127, 0, 0, 1], port)), dir)
 }
 
@@ -198,6 +204,74 @@ fn server_first_protocols_get_their_greeting_before_the_client_speaks() {
     s.read_to_string(&mut rest)
         .expect("answer after half-close");
     assert_eq!(rest, "250 got 100000 bytes after your EOF\r\n");
+}
+
+#[test]
+fn tcp_idle_timeout_closes_quiet_relays_but_not_one_way_streams() {
+    // The origin echoes lines; after "stream" it sends a tick every 100 ms for 1.5 s.
+    let origin = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let origin_addr = origin.local_addr().expect("addr");
+    thread::spawn(move || {
+        for s in origin.incoming().flatten() {
+            thread::spawn(move || {
+                let mut w = s.try_clone().expect("clone");
+                for line in BufReader::new(s).lines() {
+                    let Ok(line) = line else { return };
+                    if line == "stream" {
+                        for _ in 0..15 {
+                            thread::sleep(Duration::from_millis(100));
+                            if w.write_all(b"tick\n").is_err() {
+                                return;
+                            }
+                        }
+                        let _ = w.write_all(b"done\n");
+                    } else if w.write_all(format!("{line}\n").as_bytes()).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    let (r, addr, _dir) = start_with(
+        "tcp-idle",
+        &format!(
+            "[tcp.routers.echo]\nrule = \"HostSNI(`*`)\"\nservice = \"echo\"\n\
+             [tcp.services.echo.loadBalancer]\nservers = [{{ address = \"{origin_addr}\" }}]\n"
+        ),
+        &["--entrypoints.tcp.transport.respondingTimeouts.tcp.idleTimeout=500ms"],
+    );
+    let echo = |s: &mut TcpStream, line: &str| -> Option<String> {
+        s.write_all(format!("{line}\n").as_bytes()).ok()?;
+        let mut got = String::new();
+        BufReader::new(s.try_clone().ok()?).read_line(&mut got).ok()?;
+        Some(got)
+    };
+    let mut quiet = eventually(&r, "an echo", || {
+        let mut s = TcpStream::connect(addr).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+        (echo(&mut s, "hello")? == "hello\n").then_some(s)
+    });
+    // Quiet both ways: closed about 500 ms after the last byte.
+    let since = Instant::now();
+    let mut buf = [0u8; 16];
+    let n = quiet.read(&mut buf).unwrap_or(0);
+    let waited = since.elapsed();
+    assert_eq!(n, 0, "the quiet relay should be closed");
+    assert!(
+        waited >= Duration::from_millis(400) && waited < Duration::from_secs(4),
+        "closed after {waited:?}, expected ~500 ms"
+    );
+    // The client says nothing for 1.5 s while the server streams: kept open to the end.
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    s.write_all(b"stream\n").expect("send");
+    let lines: Vec<String> = BufReader::new(s)
+        .lines()
+        .map_while(Result::ok)
+        .take_while(|l| l != "done")
+        .collect();
+    assert_eq!(lines.len(), 15, "{lines:?}\n{}", r.logs());
 }
 
 fn cert(names: &[&str]) -> (Vec<u8>, String, String) {

@@ -19,6 +19,7 @@ use crate::snapshot::Pick;
 use crate::worker::{ActiveGuard, WorkerCtx};
 use body::{pump, BodyState, PumpError};
 pub(crate) use io::with_timeout;
+pub(crate) use io::IdleClock;
 use io::{read_append, write_from, write_range};
 use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt, Split};
 use monoio::net::TcpStream;
@@ -115,7 +116,7 @@ pub async fn serve_connection(
             let server = snap.pick_tcp_server(route.service);
             drop(snap);
             if let Some(addr) = server {
-                crate::tcp::forward_plain(client, Vec::new(), addr, &w).await;
+                crate::tcp::forward_plain(client, Vec::new(), addr, &ep, &w).await;
             }
             return;
         }
@@ -170,14 +171,14 @@ pub async fn serve_connection(
                     drop(snap);
                     let Some(addr) = server else { return };
                     if mode == TcpTls::Passthrough {
-                        crate::tcp::forward_plain(client, rbuf, addr, &w).await;
+                        crate::tcp::forward_plain(client, rbuf, addr, &ep, &w).await;
                     } else if let Some(Ok(tls)) = with_timeout(
                         ep.read_timeout,
                         acceptor.accept(Prefixed::new(rbuf, client)),
                     )
                     .await
                     {
-                        crate::tcp::forward_stream(tls, addr, &w).await;
+                        crate::tcp::forward_stream(tls, addr, &ep, &w).await;
                     }
                     return;
                 }
@@ -196,7 +197,7 @@ pub async fn serve_connection(
             let server = snap.pick_tcp_server(route.service);
             drop(snap);
             if let Some(addr) = server {
-                crate::tcp::forward_plain(client, rbuf, addr, &w).await;
+                crate::tcp::forward_plain(client, rbuf, addr, &ep, &w).await;
             }
             return;
         }
@@ -813,7 +814,8 @@ async fn exchange<C: Downstream>(
         w.bodies.give(ubuf);
         let relayed = match client.plain() {
             Some(plain) => {
-                splice::relay(&upstream, plain, len, &w.pipes, w.upstream.idle_conn).await
+                let idle = IdleClock::new(w.upstream.idle_conn);
+                splice::relay(&upstream, plain, len, &w.pipes, &idle).await
             }
             None => Err(PumpError::Truncated),
         };
@@ -870,7 +872,8 @@ async fn send_body<C: Downstream>(
         let rem = *rem;
         if rem >= splice::SPLICE_MIN {
             *req_body = BodyState::Done;
-            return splice::relay(plain, upstream, Some(rem), &w.pipes, ep.read_timeout)
+            let idle = IdleClock::new(ep.read_timeout);
+            return splice::relay(plain, upstream, Some(rem), &w.pipes, &idle)
                 .await
                 .map_err(|e| match e {
                     PumpError::Write(_) => Failure::Upstream,

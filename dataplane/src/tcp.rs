@@ -4,13 +4,13 @@
 
 pub mod client_hello;
 
-use crate::proxy::{splice, with_timeout, PipePool};
+use crate::proxy::{splice, with_timeout, IdleClock, PipePool};
 use crate::worker::WorkerCtx;
 use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt, Split};
 use monoio::net::TcpStream;
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
-use std::time::Duration;
+use ringway_shared::config::static_config::EntryPoint;
 
 /// Connects to a TCP server (bounded by the dial timeout).
 async fn connect(addr: SocketAddr, w: &WorkerCtx) -> Option<TcpStream> {
@@ -40,8 +40,14 @@ fn shutdown_write(s: &TcpStream) {
 
 /// Relays a plain client connection to `addr`, sending `prefix` (bytes already read) first.
 /// Both directions are spliced; each EOF is forwarded as a half-close; an error on either
-/// side closes both.
-pub async fn forward_plain(client: TcpStream, prefix: Vec<u8>, addr: SocketAddr, w: &WorkerCtx) {
+/// side closes both, and so does `transport.respondingTimeouts.tcp.idleTimeout` of quiet.
+pub async fn forward_plain(
+    client: TcpStream,
+    prefix: Vec<u8>,
+    addr: SocketAddr,
+    ep: &EntryPoint,
+    w: &WorkerCtx,
+) {
     tracing::debug!(%addr, prefix = prefix.len(), "TCP relay");
     let Some(mut upstream) = connect(addr, w).await else {
         return;
@@ -52,19 +58,19 @@ pub async fn forward_plain(client: TcpStream, prefix: Vec<u8>, addr: SocketAddr,
             return;
         }
     }
-    relay_plain(&client, &upstream, &w.pipes).await;
+    relay_plain(&client, &upstream, &w.pipes, &IdleClock::new(ep.tcp_idle_timeout)).await;
 }
 
-async fn relay_plain(a: &TcpStream, b: &TcpStream, pipes: &PipePool) {
+async fn relay_plain(a: &TcpStream, b: &TcpStream, pipes: &PipePool, idle: &IdleClock) {
     let up = async {
-        let r = splice::relay(a, b, None, pipes, Duration::ZERO).await;
+        let r = splice::relay(a, b, None, pipes, idle).await;
         if r.is_ok() {
             shutdown_write(b);
         }
         r.is_ok()
     };
     let down = async {
-        let r = splice::relay(b, a, None, pipes, Duration::ZERO).await;
+        let r = splice::relay(b, a, None, pipes, idle).await;
         if r.is_ok() {
             shutdown_write(a);
         }
@@ -84,10 +90,11 @@ async fn relay_plain(a: &TcpStream, b: &TcpStream, pipes: &PipePool) {
 pub async fn forward_stream<C: AsyncReadRent + AsyncWriteRent + Split>(
     mut client: C,
     addr: SocketAddr,
+    ep: &EntryPoint,
     w: &WorkerCtx,
 ) {
     let Some(upstream) = connect(addr, w).await else {
         return;
     };
-    crate::proxy::tunnel_relay(&mut client, upstream, Vec::new(), Duration::ZERO).await;
+    crate::proxy::tunnel_relay(&mut client, upstream, Vec::new(), ep.tcp_idle_timeout).await;
 }

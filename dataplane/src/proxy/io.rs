@@ -4,7 +4,8 @@ use monoio::buf::{IoBuf, IoBufMut};
 use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
 use std::future::Future;
 use std::io;
-use std::time::Duration;
+use std::cell::Cell;
+use std::time::{Duration, Instant};
 
 /// Reads into the spare capacity of `buf` (appending), growing it by at least `min_spare`
 /// bytes of room first. Returns the number of bytes read (0 = EOF).
@@ -52,5 +53,48 @@ pub async fn with_timeout<F: Future>(limit: Duration, fut: F) -> Option<F::Outpu
         Some(fut.await)
     } else {
         monoio::time::timeout(limit, fut).await.ok()
+    }
+}
+
+/// The inactivity bound of a relay: every wait on it ends `limit` after the last byte moved in
+/// any direction (so a quiet direction of a busy connection never times out). A zero limit
+/// means no limit.
+pub struct IdleClock {
+    limit: Duration,
+    last: Cell<Instant>,
+}
+
+impl IdleClock {
+    pub fn new(limit: Duration) -> Self {
+        IdleClock {
+            limit,
+            last: Cell::new(Instant::now()),
+        }
+    }
+
+    /// Records that bytes moved.
+    pub fn touch(&self) {
+        if !self.limit.is_zero() {
+            self.last.set(Instant::now());
+        }
+    }
+
+    /// Awaits `fut` until it completes (which counts as activity) or nothing has moved for
+    /// the limit; `None` then.
+    pub async fn wait<F: Future>(&self, fut: F) -> Option<F::Output> {
+        if self.limit.is_zero() {
+            return Some(fut.await);
+        }
+        let mut fut = std::pin::pin!(fut);
+        loop {
+            let left = (self.last.get() + self.limit).saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return None;
+            }
+            if let Ok(out) = monoio::time::timeout(left, &mut fut).await {
+                self.touch();
+                return Some(out);
+            }
+        }
     }
 }

@@ -4,12 +4,11 @@
 //! copying.)
 
 use super::body::PumpError;
-use super::io::with_timeout;
+use super::io::IdleClock;
 use monoio::net::TcpStream;
 use std::cell::RefCell;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::time::Duration;
 
 /// Bodies at least this long are spliced; shorter ones are cheaper to copy.
 pub const SPLICE_MIN: u64 = 64 * 1024;
@@ -116,13 +115,13 @@ fn splice(from: RawFd, to: RawFd, len: usize) -> io::Result<usize> {
 }
 
 /// Moves `len` bytes (or, with `None`, everything until `src` closes) from `src` to `dst`.
-/// `idle` bounds each wait for readiness (zero: none).
+/// `idle` bounds each wait for readiness; bytes moved count as activity on it.
 pub async fn relay(
     src: &TcpStream,
     dst: &TcpStream,
     len: Option<u64>,
     pool: &PipePool,
-    idle: Duration,
+    idle: &IdleClock,
 ) -> Result<(), PumpError> {
     // splice(2) blocks on a blocking socket whatever its flags say, and io_uring sockets are
     // blocking: make both non-blocking first (io_uring is indifferent to the flag).
@@ -141,7 +140,7 @@ async fn pump(
     dst: &TcpStream,
     len: Option<u64>,
     pipe: &mut Pipe,
-    idle: Duration,
+    idle: &IdleClock,
 ) -> Result<(), PumpError> {
     let (src_fd, dst_fd) = (src.as_raw_fd(), dst.as_raw_fd());
     let mut remaining = len;
@@ -188,14 +187,15 @@ async fn pump(
             return Ok(());
         }
         if progressed {
+            idle.touch();
             continue;
         }
         // Neither side could move. With bytes held, the destination is what blocks us;
         // with an empty pipe, the source.
         let ready = if in_pipe > 0 {
-            with_timeout(idle, dst.writable(false)).await
+            idle.wait(dst.writable(false)).await
         } else {
-            with_timeout(idle, src.readable(false)).await
+            idle.wait(src.readable(false)).await
         };
         match ready {
             None => return Err(PumpError::ReadTimeout),

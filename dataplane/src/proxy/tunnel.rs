@@ -1,6 +1,6 @@
 //! The byte relay after a `101 Switching Protocols` (WebSocket and other upgrades).
 
-use super::io::{read_append, with_timeout, write_from};
+use super::io::{read_append, write_from, IdleClock};
 use monoio::buf::{IoBuf, IoBufMut, IoVecBuf, IoVecBufMut};
 use monoio::io::{AsyncReadRent, AsyncWriteRent, Split, Splitable};
 use monoio::net::TcpStream;
@@ -10,7 +10,8 @@ use std::time::Duration;
 
 const TUNNEL_BUF: usize = 16 * 1024;
 
-/// Relays bytes both ways until both directions are closed or one is idle for `idle`.
+/// Relays bytes both ways until both directions are closed or nothing moved either way for
+/// `idle` (zero: no limit).
 /// `pending` holds client bytes that arrived with the upgrade request. Each direction's EOF is
 /// forwarded as a half-close (shutdown of the write side).
 pub async fn relay<C: AsyncReadRent + AsyncWriteRent + Split>(
@@ -19,6 +20,8 @@ pub async fn relay<C: AsyncReadRent + AsyncWriteRent + Split>(
     pending: Vec<u8>,
     idle: Duration,
 ) {
+    let clock = IdleClock::new(idle);
+    let clock = &clock;
     let (mut cr, mut cw) = Borrowed(client).into_split();
     let (mut ur, mut uw) = upstream.into_split();
     let up = async {
@@ -28,21 +31,21 @@ pub async fn relay<C: AsyncReadRent + AsyncWriteRent + Split>(
                 return;
             }
         }
-        copy(&mut cr, &mut uw, idle).await;
+        copy(&mut cr, &mut uw, clock).await;
         let _ = uw.shutdown().await;
     };
     let down = async {
-        copy(&mut ur, &mut cw, idle).await;
+        copy(&mut ur, &mut cw, clock).await;
         let _ = cw.shutdown().await;
     };
     monoio::join!(up, down);
 }
 
-async fn copy<R: AsyncReadRent, W: AsyncWriteRent>(r: &mut R, w: &mut W, idle: Duration) {
+async fn copy<R: AsyncReadRent, W: AsyncWriteRent>(r: &mut R, w: &mut W, clock: &IdleClock) {
     let mut buf = Vec::with_capacity(TUNNEL_BUF);
     loop {
         buf.clear();
-        let Some((res, b)) = with_timeout(idle, read_append(r, buf, TUNNEL_BUF)).await else {
+        let Some((res, b)) = clock.wait(read_append(r, buf, TUNNEL_BUF)).await else {
             return;
         };
         buf = b;
@@ -50,7 +53,9 @@ async fn copy<R: AsyncReadRent, W: AsyncWriteRent>(r: &mut R, w: &mut W, idle: D
             Ok(0) | Err(_) => return,
             Ok(_) => {}
         }
-        let (res, b) = write_from(w, buf, 0).await;
+        let Some((res, b)) = clock.wait(write_from(w, buf, 0)).await else {
+            return;
+        };
         buf = b;
         if res.is_err() {
             return;

@@ -65,6 +65,9 @@ pub struct EntryPoint {
     pub write_timeout: Duration,
     /// `transport.respondingTimeouts.idleTimeout` between keep-alive requests (180 s).
     pub idle_timeout: Duration,
+    /// `transport.respondingTimeouts.tcp.idleTimeout`: a TCP router's relay with no byte in
+    /// either direction for this long is closed; zero (the default, as in Traefik) means never.
+    pub tcp_idle_timeout: Duration,
     /// `transport.lifeCycle.graceTimeOut`: in-flight requests get this long at shutdown (10 s).
     pub grace_timeout: Duration,
     /// `transport.lifeCycle.requestAcceptGraceTimeout`: keep accepting this long after the
@@ -908,6 +911,7 @@ fn default_entry_point(name: &str, address: SocketAddr) -> EntryPoint {
         read_timeout: Duration::from_secs(60),
         write_timeout: Duration::ZERO,
         idle_timeout: Duration::from_secs(180),
+        tcp_idle_timeout: Duration::ZERO,
         grace_timeout: Duration::from_secs(10),
         request_accept_grace_timeout: Duration::ZERO,
         trusted_ips: Vec::new(),
@@ -947,6 +951,14 @@ fn validate_entry_point(
             ep.read_timeout = dur(rt.read_timeout, ep.read_timeout);
             ep.write_timeout = dur(rt.write_timeout, ep.write_timeout);
             ep.idle_timeout = dur(rt.idle_timeout, ep.idle_timeout);
+            if let Some(h) = &rt.http {
+                ep.read_timeout = dur(h.read_timeout, ep.read_timeout);
+                ep.write_timeout = dur(h.write_timeout, ep.write_timeout);
+                ep.idle_timeout = dur(h.idle_timeout, ep.idle_timeout);
+            }
+            if let Some(t) = &rt.tcp {
+                ep.tcp_idle_timeout = dur(t.idle_timeout, ep.tcp_idle_timeout);
+            }
         }
         if let Some(lc) = &t.life_cycle {
             ep.grace_timeout = dur(lc.grace_time_out, ep.grace_timeout);

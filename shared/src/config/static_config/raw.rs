@@ -102,6 +102,27 @@ pub(super) struct RespondingTimeoutsRaw {
     pub read_timeout: Option<TraefikDuration>,
     pub write_timeout: Option<TraefikDuration>,
     pub idle_timeout: Option<TraefikDuration>,
+    /// Traefik 3.1's layout (`respondingTimeouts.http.readTimeout`); wins over the flat keys.
+    pub http: Option<HttpRespondingTimeoutsRaw>,
+    pub tcp: Option<TcpRespondingTimeoutsRaw>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub(super) struct HttpRespondingTimeoutsRaw {
+    pub read_timeout: Option<TraefikDuration>,
+    pub write_timeout: Option<TraefikDuration>,
+    pub idle_timeout: Option<TraefikDuration>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub(super) struct TcpRespondingTimeoutsRaw {
+    /// Traefik's: the longest wait for a connection's first bytes; accepted, the entry
+    /// point's `readTimeout` bounds that wait here.
+    pub lingering_timeout: Option<TraefikDuration>,
+    /// ringway's: a TCP relay with no byte in either direction for this long is closed.
+    pub idle_timeout: Option<TraefikDuration>,
 }
 
 #[derive(Debug, Default, Deserialize)]

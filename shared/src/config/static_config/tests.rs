@@ -178,6 +178,8 @@ fn entry_points_from_flags() {
         "--entrypoints.web.forwardedHeaders.trustedIPs=10.0.0.0/8,192.168.1.1",
         "--entrypoints.websecure.forwardedheaders.insecure",
         "--entrypoints.websecure.asDefault=true",
+        "--entrypoints.websecure.transport.respondingTimeouts.http.idleTimeout=7s",
+        "--entrypoints.websecure.transport.respondingTimeouts.tcp.idleTimeout=1m",
     ])
     .expect("valid");
     assert_eq!(cfg.entry_point_names(), ["local", "web", "websecure"]);
@@ -190,8 +192,11 @@ fn entry_points_from_flags() {
     assert!(web.trusts("::ffff:10.1.2.3".parse().expect("ip")));
     assert!(web.trusts("192.168.1.1".parse().expect("ip")));
     assert!(!web.trusts("192.168.1.2".parse().expect("ip")));
+    assert_eq!(web.tcp_idle_timeout, Duration::ZERO);
     let ws = &cfg.entry_points["websecure"];
     assert_eq!(ws.address, "[::]:443".parse().expect("addr"));
+    assert_eq!(ws.idle_timeout, Duration::from_secs(7));
+    assert_eq!(ws.tcp_idle_timeout, Duration::from_secs(60));
     assert!(ws.trusts("8.8.8.8".parse().expect("ip")));
     assert_eq!(
         cfg.entry_points["local"].address,
