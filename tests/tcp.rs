@@ -243,7 +243,9 @@ fn tcp_idle_timeout_closes_quiet_relays_but_not_one_way_streams() {
     let echo = |s: &mut TcpStream, line: &str| -> Option<String> {
         s.write_all(format!("{line}\n").as_bytes()).ok()?;
         let mut got = String::new();
-        BufReader::new(s.try_clone().ok()?).read_line(&mut got).ok()?;
+        BufReader::new(s.try_clone().ok()?)
+            .read_line(&mut got)
+            .ok()?;
         Some(got)
     };
     let mut quiet = eventually(&r, "an echo", || {

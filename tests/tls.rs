@@ -476,3 +476,69 @@ fn curl_and_openssl_see_the_configured_and_the_default_certificates() {
     let unknown = s_client("unknown.test");
     assert!(unknown.contains("TRAEFIK DEFAULT CERT"), "{unknown}");
 }
+
+#[test]
+fn routers_select_named_tls_options_by_host() {
+    let certs_dir = TestDir::new("tls-named-options-certs");
+    let cert = make_cert(
+        &certs_dir,
+        "multi",
+        &["a.test", "b.test", "c.test", "m.test"],
+    );
+    let origin = Origin::start("o");
+    let routed =
+        |name: &str, rule: &str, tls: &str| format!("{}tls = {tls}\n", router(name, rule, "s"));
+    let cfg = format!(
+        "{}{}{}{}{}{}\
+         [[tls.certificates]]\ncertFile = \"{}\"\nkeyFile = \"{}\"\n\
+         [tls.options.modern]\nminVersion = \"VersionTLS13\"\n\
+         alpnProtocols = [\"x-modern\", \"http/1.1\"]\n",
+        routed("a", "Host(`a.test`)", "{ options = \"modern\" }"),
+        routed("b", "Host(`b.test`)", "{}"),
+        routed("c1", "Host(`c.test`)", "{ options = \"modern\" }"),
+        routed("c2", "Host(`c.test`) && Path(`/x`)", "{}"),
+        routed("m", "Host(`m.test`)", "{ options = \"missing\" }"),
+        lb_service("s", &[&origin]),
+        cert.cert_path,
+        cert.key_path,
+    );
+    let p = Proxy::start("tls-named-options", &cfg, &[]);
+    use support::tls::custom_client;
+    let v13: &[&'static rustls::SupportedProtocolVersion] = &[&rustls::version::TLS13];
+    let v12: &[&'static rustls::SupportedProtocolVersion] = &[&rustls::version::TLS12];
+
+    // a.test: the router's "modern" set (its ALPN list shows it is the one in use).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match handshake(p.addr, custom_client(v13, &["x-modern"], None), "a.test") {
+            Ok(Some(alpn)) if alpn == b"x-modern" => break,
+            other if Instant::now() > deadline => {
+                panic!(
+                    "a.test never got its options: {other:?}\n{}",
+                    p.ringway.logs()
+                )
+            }
+            _ => std::thread::sleep(Duration::from_millis(50)),
+        }
+    }
+    let e = handshake(p.addr, custom_client(v12, &[], None), "a.test")
+        .expect_err("TLS 1.2 refused on a.test");
+    assert!(
+        e.contains("ProtocolVersion") || e.contains("version"),
+        "{e}"
+    );
+    // b.test: the default options (TLS 1.2 allowed, no x-modern).
+    handshake(p.addr, custom_client(v12, &[], None), "b.test").expect("TLS 1.2 on b.test");
+    let alpn = handshake(p.addr, custom_client(v13, &["x-modern"], None), "b.test");
+    assert!(alpn.is_err() || alpn == Ok(None), "{alpn:?}");
+    // c.test: two routers disagree, so the default applies (with a warning).
+    handshake(p.addr, custom_client(v12, &[], None), "c.test").expect("TLS 1.2 on c.test");
+    let logs = p.ringway.logs();
+    assert!(logs.contains("chose different TLS options"), "{logs}");
+    // A router naming options that do not exist is disabled, with the error.
+    assert!(logs.contains("unknown TLS options: missing@file"), "{logs}");
+    let r = tls_get(p.addr, "m.test", "m.test", "/").expect("m.test handshake");
+    assert_eq!(status(&r.response), 404, "{}", r.response);
+    let r = tls_get(p.addr, "a.test", "a.test", "/").expect("a.test request");
+    assert_eq!(status(&r.response), 200, "{}", r.response);
+}

@@ -75,12 +75,12 @@ fn middleware_spec(m: &MiddlewareConfig) -> Result<MiddlewareSpec, String> {
 #[cfg(test)]
 mod tests;
 
-use ringway_shared::config::dynamic::{MiddlewareConfig, RouterConfig};
+use ringway_shared::config::dynamic::{MiddlewareConfig, RouterConfig, RouterTlsConfig};
 use ringway_shared::config::node::from_node_at;
 use ringway_shared::config::{ConfigError, DynamicConfig, Node, StaticConfig};
 use ringway_shared::rule::{self, RuleKind};
 use ringway_shared::table::{
-    MiddlewareSpec, RedirectSpec, RetrySpec, RouterSpec, ServiceId, TableSpec,
+    MiddlewareSpec, RedirectSpec, RetrySpec, RouterSpec, ServiceId, TableSpec, TlsOptionsSpec,
 };
 use services::Services;
 use std::collections::{BTreeMap, HashMap};
@@ -164,8 +164,16 @@ pub fn resolve(
     for p in providers {
         section_warnings(p, &mut out.warnings);
     }
-    out.table.tls = crate::tls::resolve_tls(providers, &mut out.errors, &mut out.warnings);
-    tcp::resolve_tcp(providers, static_cfg, resolve_addr, &mut out);
+    let (tls, tls_options) = crate::tls::resolve_tls(providers, &mut out.errors, &mut out.warnings);
+    out.table.tls = tls;
+    let mut host_options = crate::tls::HostOptions::default();
+    tcp::resolve_tcp(
+        providers,
+        static_cfg,
+        resolve_addr,
+        (&tls_options, &mut host_options),
+        &mut out,
+    );
 
     // Services first: routers refer to them by index.
     let mut raw = BTreeMap::new();
@@ -204,6 +212,7 @@ pub fn resolve(
         middlewares: &middlewares,
         known_eps: static_cfg.entry_point_names(),
         default_eps: static_cfg.default_entry_points(),
+        tls_options: &tls_options,
     };
     for p in providers {
         for (name, r) in &p.config.http.routers {
@@ -218,6 +227,12 @@ pub fn resolve(
             }
             for e in &status.errors {
                 out.errors.push(ConfigError::new(loc, e.clone()));
+            }
+            if let (true, Some(tls)) = (status.enabled, &r.tls) {
+                let options = crate::tls::options_name(tls.options.as_deref(), &p.provider);
+                for host in router_hosts(tls, &r.rule) {
+                    host_options.add(&host, &options, &qualified, &mut out.warnings);
+                }
             }
             if status.enabled {
                 if let Some(&id) = services.ids.get(&status.service) {
@@ -236,7 +251,30 @@ pub fn resolve(
         }
     }
     out.table.services = services.specs;
+    out.table.tls.sni_options = host_options.into_specs(&tls_options);
     out
+}
+
+/// The host names a TLS router serves: `tls.domains` (main and SANs) when given, else the
+/// values of the rule's `Host` matchers (as Traefik does).
+fn router_hosts(tls: &RouterTlsConfig, rule: &str) -> Vec<String> {
+    if !tls.domains.is_empty() {
+        return tls
+            .domains
+            .iter()
+            .flat_map(|d| std::iter::once(&d.main).chain(&d.sans))
+            .cloned()
+            .collect();
+    }
+    let mut hosts = Vec::new();
+    if let Ok(expr) = ringway_shared::rule::parse(rule) {
+        expr.for_each_matcher(&mut |m| {
+            if let ringway_shared::rule::Matcher::Host(h) = m {
+                hosts.push(h.clone());
+            }
+        });
+    }
+    hosts
 }
 
 /// Where an item was defined, for messages: `file.toml: http.routers.x`, or
@@ -371,6 +409,8 @@ struct RouterContext<'a> {
     middlewares: &'a HashMap<String, (&'static str, Result<MiddlewareSpec, String>)>,
     known_eps: Vec<String>,
     default_eps: Vec<String>,
+    /// The named TLS options sets (`default` is always there).
+    tls_options: &'a BTreeMap<String, TlsOptionsSpec>,
 }
 
 impl RouterContext<'_> {
@@ -469,17 +509,15 @@ impl RouterContext<'_> {
         }
 
         if let Some(tls) = &r.tls {
-            for (set, what) in [
-                (tls.options.is_some(), "tls.options"),
-                (tls.cert_resolver.is_some(), "tls.certResolver"),
-                (!tls.domains.is_empty(), "tls.domains"),
-            ] {
-                if set {
-                    warnings.push(ConfigError::new(
-                        loc,
-                        format!("{what} not supported yet, ignored"),
-                    ));
-                }
+            let options = crate::tls::options_name(tls.options.as_deref(), provider);
+            if options != "default" && !self.tls_options.contains_key(&options) {
+                fatal(&mut errors, format!("unknown TLS options: {options}"));
+            }
+            if tls.cert_resolver.is_some() {
+                warnings.push(ConfigError::new(
+                    loc,
+                    "tls.certResolver not supported yet, ignored",
+                ));
             }
         }
 

@@ -7,7 +7,7 @@ use crate::aggregator::ProviderConfig;
 use ringway_shared::config::node::from_node_at;
 use ringway_shared::config::{ConfigError, Node};
 use ringway_shared::table::{
-    CertificateSpec, ClientAuthKind, ClientAuthSpec, TlsOptionsSpec, TlsSpec,
+    CertificateSpec, ClientAuthKind, ClientAuthSpec, SniOptionsSpec, TlsOptionsSpec, TlsSpec,
 };
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -36,13 +36,16 @@ struct Store {
     default_generated_cert: Option<Node>,
 }
 
-/// Collects every provider's certificates. Errors and warnings are appended with locations.
+/// Collects every provider's certificates and TLS options sets (the named ones qualified
+/// `name@provider`, as routers refer to them; `default` as it is). Errors and warnings are
+/// appended with locations.
 pub fn resolve_tls(
     providers: &[ProviderConfig],
     errors: &mut Vec<ConfigError>,
     warnings: &mut Vec<ConfigError>,
-) -> TlsSpec {
+) -> (TlsSpec, BTreeMap<String, TlsOptionsSpec>) {
     let mut spec = TlsSpec::default();
+    let mut named = BTreeMap::new();
     for p in providers {
         let Some(node) = &p.config.tls else { continue };
         let location = |path: &str| match p.config.origins.get("tls") {
@@ -107,13 +110,6 @@ pub fn resolve_tls(
         }
         for (name, node) in &section.options {
             let path = format!("tls.options.{name}");
-            if name != "default" {
-                warnings.push(ConfigError::new(
-                    location(&path),
-                    "only the default TLS options set is applied (to every TLS connection); \
-                     routers naming other sets get the default",
-                ));
-            }
             let raw: RawOptions = match from_node_at(node, &path) {
                 Ok(r) => r,
                 Err(e) => {
@@ -125,12 +121,97 @@ pub fn resolve_tls(
                 warnings.push(ConfigError::new(location(k), m))
             }) {
                 Ok(o) if name == "default" => spec.options = o,
-                Ok(_) => {}
+                Ok(o) => {
+                    named.insert(crate::aggregator::qualify(name, &p.provider), o);
+                }
                 Err((key, e)) => errors.push(ConfigError::new(location(&key), e)),
             }
         }
     }
-    spec
+    (spec, named)
+}
+
+/// The options set a router's `tls.options` names, qualified in the router's provider.
+pub fn options_name(chosen: Option<&str>, provider: &str) -> String {
+    match chosen.map(str::trim) {
+        None | Some("") | Some("default") => "default".to_string(),
+        Some(name) => crate::aggregator::qualify(name, provider),
+    }
+}
+
+/// The TLS options TLS routers chose for their host names. As in Traefik, a host gets the
+/// set that every TLS router on it names; when routers disagree it gets the default options
+/// (with a warning).
+#[derive(Debug, Default)]
+pub struct HostOptions {
+    /// Host (lowercase) → the chosen set and the first router that chose it, or a conflict.
+    hosts: BTreeMap<String, HostChoice>,
+}
+
+#[derive(Debug)]
+enum HostChoice {
+    Set { options: String, router: String },
+    Conflict,
+}
+
+impl HostOptions {
+    pub fn add(
+        &mut self,
+        host: &str,
+        options: &str,
+        router: &str,
+        warnings: &mut Vec<ConfigError>,
+    ) {
+        let host = host.trim().trim_end_matches('.').to_ascii_lowercase();
+        if host.is_empty() {
+            return;
+        }
+        match self.hosts.get_mut(&host) {
+            None => {
+                self.hosts.insert(
+                    host,
+                    HostChoice::Set {
+                        options: options.to_string(),
+                        router: router.to_string(),
+                    },
+                );
+            }
+            Some(HostChoice::Set {
+                options: first,
+                router: by,
+            }) if first != options => {
+                warnings.push(ConfigError::new(
+                    format!("TLS options for host {host}"),
+                    format!(
+                        "routers {by} and {router} chose different TLS options ({first}, \
+                         {options}); the default options apply to this host"
+                    ),
+                ));
+                self.hosts.insert(host, HostChoice::Conflict);
+            }
+            Some(_) => {}
+        }
+    }
+
+    /// The sets the data plane selects by SNI (hosts on the default set need nothing).
+    pub fn into_specs(self, named: &BTreeMap<String, TlsOptionsSpec>) -> Vec<SniOptionsSpec> {
+        let mut by_set: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for (host, choice) in self.hosts {
+            if let HostChoice::Set { options, .. } = choice {
+                if named.contains_key(&options) {
+                    by_set.entry(options).or_default().push(host);
+                }
+            }
+        }
+        by_set
+            .into_iter()
+            .map(|(name, hosts)| SniOptionsSpec {
+                options: named[&name].clone(),
+                name,
+                hosts,
+            })
+            .collect()
+    }
 }
 
 /// The certificate and key files the TLS sections name (not inline PEM): the control plane

@@ -135,56 +135,45 @@ pub async fn serve_connection(
     let snap = w.table.get();
     let tcp = snap.table().tcp_entry_point(&ep.name);
     if rbuf.first() == Some(&TLS_HANDSHAKE) {
-        if let Some(tcp) = tcp.filter(|t| t.has_tls_routes()) {
-            // Read the whole ClientHello to route on its SNI and ALPN.
-            let hello = loop {
-                match crate::tcp::client_hello::parse(&rbuf) {
-                    Ok(Some(h)) => break Some(h),
-                    Err(_) => break None,
-                    Ok(None) if rbuf.len() > crate::tcp::client_hello::MAX_HELLO + 1024 => {
-                        break None
-                    }
-                    Ok(None) => {
-                        let Some((Ok(n), b)) =
-                            with_timeout(ep.read_timeout, read_append(&mut client, rbuf, READ_BUF))
-                                .await
-                        else {
-                            return;
-                        };
-                        rbuf = b;
-                        if n == 0 {
-                            return;
-                        }
-                    }
-                }
+        let tcp_tls = tcp.filter(|t| t.has_tls_routes());
+        // The ClientHello is read whole when TCP routers match on it or routers chose TLS
+        // options for their hosts.
+        let hello = if tcp_tls.is_some() || snap.tls().by_sni() {
+            let Some((hello, b)) = read_client_hello(&mut client, rbuf, &ep).await else {
+                return;
             };
-            if let Some(hello) = hello {
-                let alpn: Vec<&str> = hello.alpn.iter().map(String::as_str).collect();
-                let req = TcpRequest {
-                    sni: hello.sni.as_deref(),
-                    alpn: &alpn,
-                    client_ip: peer.ip(),
-                };
-                if let Some(route) = tcp.find_tls(&req) {
-                    let (mode, server) = (route.tls, snap.pick_tcp_server(route.service));
-                    let acceptor = snap.tls().clone();
-                    drop(snap);
-                    let Some(addr) = server else { return };
-                    if mode == TcpTls::Passthrough {
-                        crate::tcp::forward_plain(client, rbuf, addr, &ep, &w).await;
-                    } else if let Some(Ok(tls)) = with_timeout(
-                        ep.read_timeout,
-                        acceptor.accept(Prefixed::new(rbuf, client)),
-                    )
-                    .await
-                    {
-                        crate::tcp::forward_stream(tls, addr, &ep, &w).await;
-                    }
-                    return;
+            rbuf = b;
+            hello
+        } else {
+            None
+        };
+        let sni = hello.as_ref().and_then(|h| h.sni.as_deref());
+        if let (Some(tcp), Some(hello)) = (tcp_tls, &hello) {
+            let alpn: Vec<&str> = hello.alpn.iter().map(String::as_str).collect();
+            let req = TcpRequest {
+                sni,
+                alpn: &alpn,
+                client_ip: peer.ip(),
+            };
+            if let Some(route) = tcp.find_tls(&req) {
+                let (mode, server) = (route.tls, snap.pick_tcp_server(route.service));
+                let acceptor = snap.tls().for_sni(sni).clone();
+                drop(snap);
+                let Some(addr) = server else { return };
+                if mode == TcpTls::Passthrough {
+                    crate::tcp::forward_plain(client, rbuf, addr, &ep, &w).await;
+                } else if let Some(Ok(tls)) = with_timeout(
+                    ep.read_timeout,
+                    acceptor.accept(Prefixed::new(rbuf, client)),
+                )
+                .await
+                {
+                    crate::tcp::forward_stream(tls, addr, &ep, &w).await;
                 }
+                return;
             }
         }
-        let acceptor = snap.tls().clone();
+        let acceptor = snap.tls().for_sni(sni).clone();
         drop(snap);
         let io = Prefixed::new(rbuf, client);
         match with_timeout(ep.read_timeout, acceptor.accept(io)).await {
@@ -203,6 +192,32 @@ pub async fn serve_connection(
         }
         drop(snap);
         serve_http(client, peer, ep, w, rbuf).await;
+    }
+}
+
+/// Reads until `rbuf` holds the whole ClientHello. `None`: the client closed or timed out;
+/// a hello that does not parse (or is too long) gives `Some((None, bytes))` and is left to
+/// rustls to refuse.
+async fn read_client_hello(
+    client: &mut TcpStream,
+    mut rbuf: Vec<u8>,
+    ep: &EntryPoint,
+) -> Option<(Option<crate::tcp::client_hello::Hello>, Vec<u8>)> {
+    use crate::tcp::client_hello::{parse, MAX_HELLO};
+    loop {
+        match parse(&rbuf) {
+            Ok(Some(h)) => return Some((Some(h), rbuf)),
+            Err(_) => return Some((None, rbuf)),
+            Ok(None) if rbuf.len() > MAX_HELLO + 1024 => return Some((None, rbuf)),
+            Ok(None) => {
+                let (n, b) =
+                    with_timeout(ep.read_timeout, read_append(client, rbuf, READ_BUF)).await?;
+                rbuf = b;
+                if n.ok()? == 0 {
+                    return None;
+                }
+            }
+        }
     }
 }
 

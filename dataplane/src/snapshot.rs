@@ -17,7 +17,7 @@ use std::sync::Arc;
 /// What one generation of configuration gives the workers: the routes and the TLS acceptor.
 pub struct Published {
     pub table: RouteTable,
-    pub tls: monoio_rustls::TlsAcceptor,
+    pub tls: crate::tls::Acceptors,
 }
 
 /// Shared between the supervisor (writer) and the workers (readers).
@@ -72,7 +72,7 @@ impl Snapshot {
         &self.published.table
     }
 
-    pub fn tls(&self) -> &monoio_rustls::TlsAcceptor {
+    pub fn tls(&self) -> &crate::tls::Acceptors {
         &self.published.tls
     }
 

@@ -8,9 +8,9 @@ use crate::proxy::{splice, with_timeout, IdleClock, PipePool};
 use crate::worker::WorkerCtx;
 use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt, Split};
 use monoio::net::TcpStream;
+use ringway_shared::config::static_config::EntryPoint;
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
-use ringway_shared::config::static_config::EntryPoint;
 
 /// Connects to a TCP server (bounded by the dial timeout).
 async fn connect(addr: SocketAddr, w: &WorkerCtx) -> Option<TcpStream> {
@@ -58,7 +58,13 @@ pub async fn forward_plain(
             return;
         }
     }
-    relay_plain(&client, &upstream, &w.pipes, &IdleClock::new(ep.tcp_idle_timeout)).await;
+    relay_plain(
+        &client,
+        &upstream,
+        &w.pipes,
+        &IdleClock::new(ep.tcp_idle_timeout),
+    )
+    .await;
 }
 
 async fn relay_plain(a: &TcpStream, b: &TcpStream, pipes: &PipePool, idle: &IdleClock) {

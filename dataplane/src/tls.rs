@@ -2,7 +2,7 @@
 //! SNI selection (exact name, then wildcard, then the default certificate) and a generated
 //! self-signed default when none is configured, as Traefik does.
 
-use ringway_shared::table::{CertificateSpec, ClientAuthKind, TlsSpec};
+use ringway_shared::table::{CertificateSpec, ClientAuthKind, TlsOptionsSpec, TlsSpec};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
@@ -63,31 +63,44 @@ fn from_spec(c: &CertificateSpec) -> Result<Arc<CertifiedKey>, TlsError> {
     })
 }
 
-/// Picks the certificate for a ClientHello's SNI.
+/// The certificates of a table by name.
 #[derive(Debug)]
-struct SniResolver {
-    /// `sniStrict`: no certificate (handshake refused) for a missing or unknown SNI.
-    strict: bool,
+struct Certs {
     exact: HashMap<String, Arc<CertifiedKey>>,
     /// `*.example.com` stored under `example.com`.
     wildcard: HashMap<String, Arc<CertifiedKey>>,
     default: Arc<CertifiedKey>,
 }
 
+/// Looks `name` up as an exact name, then as a wildcard (one label deep).
+fn by_name<'m, T>(
+    exact: &'m HashMap<String, T>,
+    wildcard: &'m HashMap<String, T>,
+    name: &str,
+) -> Option<&'m T> {
+    let name = name.trim_end_matches('.').to_ascii_lowercase();
+    if let Some(v) = exact.get(&name) {
+        return Some(v);
+    }
+    name.split_once('.')
+        .and_then(|(_, parent)| wildcard.get(parent))
+}
+
+/// Picks the certificate for a ClientHello's SNI.
+#[derive(Debug)]
+struct SniResolver {
+    /// `sniStrict`: no certificate (handshake refused) for a missing or unknown SNI.
+    strict: bool,
+    certs: Arc<Certs>,
+}
+
 impl SniResolver {
     fn pick(&self, server_name: Option<&str>) -> Option<Arc<CertifiedKey>> {
-        if let Some(name) = server_name {
-            let name = name.trim_end_matches('.').to_ascii_lowercase();
-            if let Some(c) = self.exact.get(&name) {
-                return Some(c.clone());
-            }
-            if let Some((_, parent)) = name.split_once('.') {
-                if let Some(c) = self.wildcard.get(parent) {
-                    return Some(c.clone());
-                }
-            }
+        let certs = &self.certs;
+        if let Some(c) = server_name.and_then(|n| by_name(&certs.exact, &certs.wildcard, n)) {
+            return Some(c.clone());
         }
-        (!self.strict).then(|| self.default.clone())
+        (!self.strict).then(|| certs.default.clone())
     }
 }
 
@@ -97,12 +110,37 @@ impl ResolvesServerCert for SniResolver {
     }
 }
 
-/// Builds the acceptor for a table. A certificate the data plane cannot load is logged and
+/// The TLS acceptors of a table: the default options' one, and one per named options set that
+/// routers chose for their hosts, selected by the ClientHello's SNI.
+#[derive(Clone)]
+pub struct Acceptors {
+    default: monoio_rustls::TlsAcceptor,
+    sets: Arc<OptionSets>,
+}
+
+struct OptionSets {
+    acceptors: Vec<monoio_rustls::TlsAcceptor>,
+    exact: HashMap<String, usize>,
+    wildcard: HashMap<String, usize>,
+}
+
+impl Acceptors {
+    /// Whether the acceptor depends on the SNI (then the ClientHello is read first).
+    pub fn by_sni(&self) -> bool {
+        !self.sets.acceptors.is_empty()
+    }
+
+    /// The acceptor for a connection with this SNI.
+    pub fn for_sni(&self, sni: Option<&str>) -> &monoio_rustls::TlsAcceptor {
+        let sets = &*self.sets;
+        sni.and_then(|n| by_name(&sets.exact, &sets.wildcard, n))
+            .map_or(&self.default, |&i| &sets.acceptors[i])
+    }
+}
+
+/// Builds the acceptors for a table. A certificate the data plane cannot load is logged and
 /// skipped; the others keep serving.
-pub fn build(
-    spec: &TlsSpec,
-    generated: &Arc<CertifiedKey>,
-) -> Result<monoio_rustls::TlsAcceptor, TlsError> {
+pub fn build(spec: &TlsSpec, generated: &Arc<CertifiedKey>) -> Result<Acceptors, TlsError> {
     let mut exact = HashMap::new();
     let mut wildcard = HashMap::new();
     for c in &spec.certificates {
@@ -134,12 +172,41 @@ pub fn build(
         }),
         None => generated.clone(),
     };
-    let options = &spec.options;
-    let resolver = SniResolver {
-        strict: options.sni_strict,
+    let certs = Arc::new(Certs {
         exact,
         wildcard,
         default,
+    });
+    let mut sets = OptionSets {
+        acceptors: Vec::with_capacity(spec.sni_options.len()),
+        exact: HashMap::new(),
+        wildcard: HashMap::new(),
+    };
+    for set in &spec.sni_options {
+        let i = sets.acceptors.len();
+        sets.acceptors.push(acceptor(&set.options, &certs)?);
+        for host in &set.hosts {
+            let host = host.to_ascii_lowercase();
+            match host.strip_prefix("*.") {
+                Some(parent) => sets.wildcard.insert(parent.to_string(), i),
+                None => sets.exact.insert(host, i),
+            };
+        }
+    }
+    Ok(Acceptors {
+        default: acceptor(&spec.options, &certs)?,
+        sets: Arc::new(sets),
+    })
+}
+
+/// One rustls server configuration: an options set over the table's certificates.
+fn acceptor(
+    options: &TlsOptionsSpec,
+    certs: &Arc<Certs>,
+) -> Result<monoio_rustls::TlsAcceptor, TlsError> {
+    let resolver = SniResolver {
+        strict: options.sni_strict,
+        certs: certs.clone(),
     };
     let mut provider = rustls::crypto::ring::default_provider();
     if !options.cipher_suites.is_empty() {
@@ -213,8 +280,7 @@ mod tests {
         let wild = cert_for(&["*.example.com"]);
         let spec = TlsSpec {
             certificates: vec![a.clone(), wild.clone()],
-            default_certificate: None,
-            options: Default::default(),
+            ..Default::default()
         };
         let mut exact = HashMap::new();
         let mut wildcard = HashMap::new();
@@ -224,9 +290,11 @@ mod tests {
         wildcard.insert("example.com".to_string(), cw.clone());
         let mut r = SniResolver {
             strict: false,
-            exact,
-            wildcard,
-            default: generated.clone(),
+            certs: Arc::new(Certs {
+                exact,
+                wildcard,
+                default: generated.clone(),
+            }),
         };
         assert!(Arc::ptr_eq(
             &r.pick(Some("A.Example.COM.")).expect("cert"),
@@ -259,8 +327,7 @@ mod tests {
         bad.key = vec![1, 2, 3];
         let spec = TlsSpec {
             certificates: vec![bad, cert_for(&["good.example.com"])],
-            default_certificate: None,
-            options: Default::default(),
+            ..Default::default()
         };
         assert!(build(&spec, &generated).is_ok());
     }

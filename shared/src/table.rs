@@ -89,9 +89,22 @@ pub struct TcpServerSpec {
 pub struct TlsSpec {
     pub certificates: Vec<CertificateSpec>,
     pub default_certificate: Option<CertificateSpec>,
-    /// `tls.options.default`, validated by the control plane (applies to every TLS
-    /// connection; other named option sets are not selected per router yet).
+    /// `tls.options.default`, validated by the control plane: applies to every TLS connection
+    /// whose SNI no router gave other options.
     #[serde(default)]
+    pub options: TlsOptionsSpec,
+    /// Named option sets that routers chose with `tls.options`, with the host names (from
+    /// `tls.domains`, else the rule's `Host`/`HostSNI`) whose connections get them.
+    #[serde(default)]
+    pub sni_options: Vec<SniOptionsSpec>,
+}
+
+/// One named TLS options set and the SNI names it applies to (`*.example.com` for a wildcard).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SniOptionsSpec {
+    /// The qualified name (`strict@file`), for logs.
+    pub name: String,
+    pub hosts: Vec<String>,
     pub options: TlsOptionsSpec,
 }
 

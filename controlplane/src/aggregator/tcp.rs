@@ -2,10 +2,13 @@
 //! like their HTTP counterparts; a bad router is disabled with its errors, the rest served.
 
 use super::{qualify, ProviderConfig, Resolution, Resolver, RouterStatus};
+use crate::tls::HostOptions;
 use ringway_shared::config::node::from_node_at;
 use ringway_shared::config::{ConfigError, Node, StaticConfig};
-use ringway_shared::rule::{self, RuleKind};
-use ringway_shared::table::{TcpRouterSpec, TcpServerSpec, TcpServiceKind, TcpServiceSpec, TcpTls};
+use ringway_shared::rule::{self, Matcher, RuleKind};
+use ringway_shared::table::{
+    TcpRouterSpec, TcpServerSpec, TcpServiceKind, TcpServiceSpec, TcpTls, TlsOptionsSpec,
+};
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
@@ -82,6 +85,7 @@ pub(super) fn resolve_tcp(
     providers: &[ProviderConfig],
     static_cfg: &StaticConfig,
     resolve_addr: Resolver<'_>,
+    (tls_options, host_options): (&BTreeMap<String, TlsOptionsSpec>, &mut HostOptions),
     out: &mut Resolution,
 ) {
     let mut sections = Vec::new();
@@ -221,12 +225,20 @@ pub(super) fn resolve_tcp(
                 Some(t) if t.passthrough => TcpTls::Passthrough,
                 Some(_) => TcpTls::Terminate,
             };
+            let mut options = None;
             if let Some(t) = &r.tls {
-                if t.options.is_some() || t.cert_resolver.is_some() || !t.domains.is_empty() {
+                if t.cert_resolver.is_some() || !t.domains.is_empty() {
                     out.warnings.push(ConfigError::new(
                         loc.clone(),
-                        "tls.options, tls.certResolver and tls.domains are not supported yet, ignored",
+                        "tls.certResolver and tls.domains are not supported yet, ignored",
                     ));
+                }
+                if tls == TcpTls::Terminate {
+                    let name = crate::tls::options_name(t.options.as_deref(), &p.provider);
+                    if name != "default" && !tls_options.contains_key(&name) {
+                        errors.push(format!("unknown TLS options: {name}"));
+                    }
+                    options = Some(name);
                 }
             }
             if tls == TcpTls::None && !r.rule.replace(' ', "").starts_with("HostSNI(`*`)") {
@@ -274,6 +286,18 @@ pub(super) fn resolve_tcp(
                 .filter(|&p| p != 0)
                 .unwrap_or(r.rule.len() as i64);
             let enabled = errors.is_empty();
+            if let (true, Some(options)) = (enabled, &options) {
+                // Terminated here: the rule's HostSNI names get the router's options.
+                if let Ok(expr) = rule::parse(&r.rule) {
+                    expr.for_each_matcher(&mut |m| {
+                        if let Matcher::HostSni(h) = m {
+                            if h != "*" {
+                                host_options.add(h, options, &q, &mut out.warnings);
+                            }
+                        }
+                    });
+                }
+            }
             if let (true, Some(service_id)) = (enabled, service_id) {
                 out.table.tcp_routers.push(TcpRouterSpec {
                     name: q.clone(),

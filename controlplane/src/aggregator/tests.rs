@@ -569,3 +569,69 @@ fn bad_health_checks_and_retries_are_errors() {
         .iter()
         .any(|e| e.contains("attempts must be more than 0")));
 }
+
+#[test]
+fn routers_choose_tls_options_for_their_hosts_and_disagreements_get_the_default() {
+    let toml = format!(
+        r#"{BASE}
+[tls.options.modern]
+minVersion = "VersionTLS13"
+[http.routers.a]
+rule = "Host(`a.test`) || Host(`A2.test`)"
+service = "s1"
+tls = {{ options = "modern" }}
+[http.routers.b]
+rule = "Host(`b.test`)"
+service = "s1"
+tls = {{}}
+[http.routers.c1]
+rule = "Host(`c.test`)"
+service = "s1"
+tls = {{ options = "modern@file" }}
+[http.routers.c2]
+rule = "Host(`c.test`) && Path(`/x`)"
+service = "s1"
+tls = {{}}
+[http.routers.d]
+rule = "Host(`d.test`)"
+service = "s1"
+[http.routers.d.tls]
+options = "modern"
+domains = [{{ main = "*.d.test", sans = ["d.test"] }}]
+[http.routers.missing]
+rule = "Host(`m.test`)"
+service = "s1"
+tls = {{ options = "nope" }}
+[tcp.routers.t]
+rule = "HostSNI(`t.test`)"
+service = "ts"
+tls = {{ options = "modern" }}
+[tcp.services.ts.loadBalancer]
+servers = [{{ address = "127.0.0.1:6379" }}]
+"#
+    );
+    let r = run(&[provider("file", &toml)]);
+    let sets = &r.table.tls.sni_options;
+    assert_eq!(sets.len(), 1, "{sets:?}");
+    assert_eq!(sets[0].name, "modern@file");
+    assert_eq!(sets[0].options.min_version, 13);
+    assert_eq!(
+        sets[0].hosts,
+        ["*.d.test", "a.test", "a2.test", "d.test", "t.test"]
+    );
+    let missing = r
+        .routers
+        .iter()
+        .find(|s| s.name == "missing@file")
+        .expect("status");
+    assert!(!missing.enabled);
+    assert_eq!(missing.errors, ["unknown TLS options: nope@file"]);
+    assert!(
+        r.warnings
+            .iter()
+            .any(|w| w.location.contains("c.test") && w.message.contains("c1@file")),
+        "{:?}",
+        r.warnings
+    );
+    assert_eq!(r.table.routers.len(), 5);
+}

@@ -2,9 +2,9 @@
 
 use monoio::buf::{IoBuf, IoBufMut};
 use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
+use std::cell::Cell;
 use std::future::Future;
 use std::io;
-use std::cell::Cell;
 use std::time::{Duration, Instant};
 
 /// Reads into the spare capacity of `buf` (appending), growing it by at least `min_spare`
