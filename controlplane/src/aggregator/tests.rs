@@ -367,7 +367,6 @@ insecureSkipVerify = true
         vec![
             "file.toml: udp.services.dns: udp services are not supported yet, ignored".to_string(),
             "file.toml: http.serversTransports.st: serversTransports are not supported yet, ignored".to_string(),
-            "file.toml: tls.options.modern: only the default TLS options set is applied (to every TLS connection); routers naming other sets get the default".to_string(),
         ]
     );
 }
