@@ -107,6 +107,8 @@ pub struct Resolution {
     pub errors: Vec<ConfigError>,
     /// Settings accepted but not implemented yet, ignored (`tcp`, `healthCheck`, …).
     pub warnings: Vec<ConfigError>,
+    /// Certificates that enabled routers ask of ACME resolvers (`tls.certResolver`).
+    pub cert_requests: Vec<crate::acme::CertRequest>,
 }
 
 /// A router as the API reports it: enabled or disabled, with its errors.
@@ -218,7 +220,7 @@ pub fn resolve(
         for (name, r) in &p.config.http.routers {
             let qualified = qualify(name, &p.provider);
             let loc = location(&p.config, "http.routers", name, &p.provider);
-            let mut status = cx.router(&qualified, &p.provider, r, loc, &mut out.warnings);
+            let mut status = cx.router(&qualified, &p.provider, r);
             if name.contains('@') {
                 status
                     .errors
@@ -232,6 +234,20 @@ pub fn resolve(
                 let options = crate::tls::options_name(tls.options.as_deref(), &p.provider);
                 for host in router_hosts(tls, &r.rule) {
                     host_options.add(&host, &options, &qualified, &mut out.warnings);
+                }
+                if let Some(resolver) = tls.cert_resolver.as_deref().filter(|r| !r.is_empty()) {
+                    if static_cfg.certificates_resolvers.contains_key(resolver) {
+                        out.cert_requests
+                            .extend(cert_requests(resolver, tls, &r.rule));
+                    } else {
+                        out.errors.push(ConfigError::new(
+                            loc,
+                            format!(
+                                "the certificate resolver {resolver:?} does not exist; \
+                                 the router is served with the other certificates"
+                            ),
+                        ));
+                    }
                 }
             }
             if status.enabled {
@@ -253,6 +269,40 @@ pub fn resolve(
     out.table.services = services.specs;
     out.table.tls.sni_options = host_options.into_specs(&tls_options);
     out
+}
+
+/// What a router asks its resolver for, as Traefik: one certificate per `tls.domains` entry
+/// (main and SANs), else one for all the rule's `Host()` names.
+fn cert_requests(
+    resolver: &str,
+    tls: &RouterTlsConfig,
+    rule: &str,
+) -> Vec<crate::acme::CertRequest> {
+    let sets: Vec<Vec<String>> = if tls.domains.is_empty() {
+        vec![router_hosts(tls, rule)]
+    } else {
+        tls.domains
+            .iter()
+            .map(|d| std::iter::once(&d.main).chain(&d.sans).cloned().collect())
+            .collect()
+    };
+    sets.into_iter()
+        .map(|names| {
+            let mut domains: Vec<String> = Vec::new();
+            for n in names {
+                let n = n.trim().trim_end_matches('.').to_ascii_lowercase();
+                if !n.is_empty() && !domains.contains(&n) {
+                    domains.push(n);
+                }
+            }
+            domains
+        })
+        .filter(|d| !d.is_empty())
+        .map(|domains| crate::acme::CertRequest {
+            resolver: resolver.to_string(),
+            domains,
+        })
+        .collect()
 }
 
 /// The host names a TLS router serves: `tls.domains` (main and SANs) when given, else the
@@ -414,14 +464,7 @@ struct RouterContext<'a> {
 }
 
 impl RouterContext<'_> {
-    fn router(
-        &self,
-        qualified: &str,
-        provider: &str,
-        r: &RouterConfig,
-        loc: Loc<'_>,
-        warnings: &mut Vec<ConfigError>,
-    ) -> RouterStatus {
+    fn router(&self, qualified: &str, provider: &str, r: &RouterConfig) -> RouterStatus {
         // Every error but an unknown entry point disables the router.
         let mut errors = Vec::new();
         let mut disabled = false;
@@ -512,12 +555,6 @@ impl RouterContext<'_> {
             let options = crate::tls::options_name(tls.options.as_deref(), provider);
             if options != "default" && !self.tls_options.contains_key(&options) {
                 fatal(&mut errors, format!("unknown TLS options: {options}"));
-            }
-            if tls.cert_resolver.is_some() {
-                warnings.push(ConfigError::new(
-                    loc,
-                    "tls.certResolver not supported yet, ignored",
-                ));
             }
         }
 

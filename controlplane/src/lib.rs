@@ -4,6 +4,7 @@
 //! aggregator qualifies, merges and validates them into a `TableSpec` (`aggregator`); the
 //! runtime coalesces changes and pushes full, versioned tables to the data plane (`runtime`).
 
+pub mod acme;
 pub mod aggregator;
 pub mod check;
 pub mod kv;

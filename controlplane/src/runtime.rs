@@ -129,6 +129,12 @@ async fn main_loop(
     }
     drop(events_tx);
 
+    let (acme_tx, mut acme_events) = mpsc::unbounded_channel::<()>();
+    let acme = crate::acme::Acme::start(&cfg, acme_tx);
+    // With ACME resolvers, the table from the providers is kept to lay certificates and
+    // challenges over it whenever they change.
+    let mut base: Option<TableSpec> = None;
+    let mut revisions: BTreeMap<u64, u64> = BTreeMap::new();
     let (cert_tx, mut cert_events) = mpsc::unbounded_channel::<()>();
     let mut cert_watch = CertWatch::new(cert_tx);
     let window = cfg.providers.throttle.max(MIN_COALESCE);
@@ -165,6 +171,18 @@ async fn main_loop(
                 }
                 None => providers_open = false,
             },
+            Some(()) = acme_events.recv() => {
+                while acme_events.try_recv().is_ok() {}
+                let Some(b) = &base else { continue };
+                let mut table = b.clone();
+                let revision = acme.overlay(&mut table);
+                match send_table(table, &mut last_sent, &mut generation, &to_data, &mut sent_times, "ACME certificates or challenges changed") {
+                    Sent::Unchanged => acme.live(revision),
+                    Sent::Pushed(g) => { revisions.insert(g, revision); }
+                    Sent::Skipped => {}
+                    Sent::Gone => return,
+                }
+            },
             Some(()) = cert_events.recv() => {
                 // A certificate or key file changed: let a rewrite finish, then re-resolve
                 // (the files are read again; a broken one keeps its previous certificate).
@@ -175,6 +193,11 @@ async fn main_loop(
             },
             answer = answers.recv() => match answer {
                 Some(DataToControl::Ack { generation: g, apply_micros }) => {
+                    let live = revisions.remove(&g);
+                    revisions.retain(|&k, _| k > g);
+                    if let Some(revision) = live {
+                        acme.live(revision);
+                    }
                     let propagation = sent_times.remove(&g).map(|t| t.elapsed().as_micros() as u64);
                     tracing::info!(generation = g, apply_micros, propagation_micros = propagation, "table live on the data plane");
                 }
@@ -236,39 +259,84 @@ async fn main_loop(
                     }
                     last_errors = messages;
                 }
+                acme.want(&resolution.cert_requests);
                 let mut table = resolution.table;
-                let unchanged = last_sent.as_ref().is_some_and(|prev| {
-                    table.generation = prev.generation;
-                    *prev == table
-                });
-                if unchanged {
-                    continue;
+                let mut revision = None;
+                if acme.has_resolvers() {
+                    base = Some(table.clone());
+                    revision = Some(acme.overlay(&mut table));
                 }
-                generation += 1;
-                table.generation = generation;
-                tracing::info!(
-                    generation,
-                    routers = table.routers.len(),
-                    services = table.services.len(),
-                    resolve_micros = last_resolved.map_or(0, |t| t.elapsed().as_micros() as u64),
-                    "pushing configuration"
-                );
-                sent_times.insert(generation, Instant::now());
-                let payload = match TablePayload::encode(&table) {
-                    Ok(p) => p,
-                    Err(e) => {
-                        tracing::error!(generation, error = %e, "keeping the last table");
-                        continue;
+                let resolve_micros = last_resolved.map_or(0, |t| t.elapsed().as_micros() as u64);
+                match send_table(table, &mut last_sent, &mut generation, &to_data, &mut sent_times, "configuration changed") {
+                    Sent::Unchanged => {
+                        if let Some(r) = revision {
+                            acme.live(r);
+                        }
                     }
-                };
-                if to_data.send(ControlToData::Table(payload)).is_err() {
-                    tracing::error!("data plane is gone");
-                    return;
+                    Sent::Pushed(g) => {
+                        tracing::debug!(generation = g, resolve_micros, "resolved");
+                        if let Some(r) = revision {
+                            revisions.insert(g, r);
+                        }
+                    }
+                    Sent::Skipped => {}
+                    Sent::Gone => return,
                 }
-                last_sent = Some(table);
             }
         }
     }
+}
+
+enum Sent {
+    /// The data plane already has this table.
+    Unchanged,
+    Pushed(u64),
+    /// It could not be encoded (logged); the last table stays.
+    Skipped,
+    /// The data plane is gone.
+    Gone,
+}
+
+/// Numbers and pushes `table` unless it equals the last one sent.
+fn send_table(
+    mut table: TableSpec,
+    last_sent: &mut Option<TableSpec>,
+    generation: &mut u64,
+    to_data: &IpcSender<ControlToData>,
+    sent_times: &mut BTreeMap<u64, Instant>,
+    why: &str,
+) -> Sent {
+    let unchanged = last_sent.as_ref().is_some_and(|prev| {
+        table.generation = prev.generation;
+        *prev == table
+    });
+    if unchanged {
+        return Sent::Unchanged;
+    }
+    *generation += 1;
+    table.generation = *generation;
+    tracing::info!(
+        generation = *generation,
+        routers = table.routers.len(),
+        services = table.services.len(),
+        certificates = table.tls.certificates.len(),
+        "pushing configuration ({why})"
+    );
+    sent_times.insert(*generation, Instant::now());
+    let payload = match TablePayload::encode(&table) {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::error!(generation = *generation, error = %e, "keeping the last table");
+            return Sent::Skipped;
+        }
+    };
+    if to_data.send(ControlToData::Table(payload)).is_err() {
+        tracing::error!("data plane is gone");
+        return Sent::Gone;
+    }
+    let g = *generation;
+    *last_sent = Some(table);
+    Sent::Pushed(g)
 }
 
 /// How long a burst of events on a certificate file settles before it is read again.

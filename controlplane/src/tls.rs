@@ -426,18 +426,29 @@ fn options(
 fn load(c: &CertFiles) -> Result<CertificateSpec, String> {
     let (cert_pem, cert_src) = read(&c.cert_file, "certFile")?;
     let (key_pem, key_src) = read(&c.key_file, "keyFile")?;
-    let chain: Vec<Vec<u8>> = rustls_pemfile::certs(&mut cert_pem.as_slice())
+    from_pem(&cert_pem, &key_pem, cert_src, &key_src)
+}
+
+/// A certificate chain and its key from PEM, checked to belong together; `cert_src` and
+/// `key_src` name them in errors (and `cert_src` in logs).
+pub(crate) fn from_pem(
+    cert_pem: &[u8],
+    key_pem: &[u8],
+    cert_src: String,
+    key_src: &str,
+) -> Result<CertificateSpec, String> {
+    let chain: Vec<Vec<u8>> = rustls_pemfile::certs(&mut &cert_pem[..])
         .map(|r| r.map(|der| der.as_ref().to_vec()))
         .collect::<Result<_, _>>()
         .map_err(|e| format!("{cert_src}: invalid PEM: {e}"))?;
     let Some(leaf) = chain.first() else {
         return Err(format!("{cert_src}: no certificate in the file"));
     };
-    let key = rustls_pemfile::private_key(&mut key_pem.as_slice())
+    let key = rustls_pemfile::private_key(&mut &key_pem[..])
         .map_err(|e| format!("{key_src}: invalid PEM: {e}"))?
         .ok_or_else(|| format!("{key_src}: no private key in the file"))?;
     let key_der = key.secret_der().to_vec();
-    check_pair(&chain, key, &cert_src, &key_src)?;
+    check_pair(&chain, key, &cert_src, key_src)?;
     let names = names(leaf).map_err(|e| format!("{cert_src}: {e}"))?;
     Ok(CertificateSpec {
         source: cert_src,

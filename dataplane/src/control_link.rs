@@ -302,7 +302,8 @@ impl Compiler {
             None => RouteTable::compile(spec),
         }
         .map_err(|e| e.to_string())?;
-        let tls = crate::tls::build(&spec.tls, &self.generated).map_err(|e| e.to_string())?;
+        let tls = crate::tls::build(&spec.tls, &spec.acme.tls_alpn, &self.generated)
+            .map_err(|e| e.to_string())?;
         Ok((Published { table, tls }, probes))
     }
 }

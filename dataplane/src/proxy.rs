@@ -26,7 +26,9 @@ use monoio::net::TcpStream;
 pub use prefixed::Prefixed;
 use ringway_shared::config::static_config::EntryPoint;
 use ringway_shared::rule::{HeaderSource, RequestView};
-use ringway_shared::table::{MiddlewareSpec, RedirectSpec, RetrySpec, ServerSpec, TcpTls};
+use ringway_shared::table::{
+    AcmeHttp, MiddlewareSpec, RedirectSpec, RetrySpec, ServerSpec, TcpTls,
+};
 use ringway_shared::tcp_rule::TcpRequest;
 pub use splice::PipePool;
 use std::net::SocketAddr;
@@ -148,7 +150,13 @@ pub async fn serve_connection(
             None
         };
         let sni = hello.as_ref().and_then(|h| h.sni.as_deref());
-        if let (Some(tcp), Some(hello)) = (tcp_tls, &hello) {
+        // An ACME tls-alpn-01 validation is answered here, never routed to a TCP server.
+        let acme = hello.as_ref().is_some_and(|h| {
+            h.alpn
+                .iter()
+                .any(|p| p.as_str() == crate::tls::ACME_TLS_ALPN)
+        });
+        if let (Some(tcp), Some(hello), false) = (tcp_tls, &hello, acme) {
             let alpn: Vec<&str> = hello.alpn.iter().map(String::as_str).collect();
             let req = TcpRequest {
                 sni,
@@ -374,6 +382,30 @@ async fn handle_request<C: Downstream>(
             return respond_bytes(client, rbuf, head, bytes, has_body || close).await;
         }
     }
+    let snap = w.table.get();
+    // ACME http-01 comes first, before the entry point's redirection (Traefik's rule).
+    if let Some(acme) = snap.table().acme_http().filter(|a| a.serves(&ep.name)) {
+        let path = slice_str(rbuf, Some(head.path.clone()));
+        if let Some(token) = path.strip_prefix(AcmeHttp::PREFIX) {
+            let Some(key_authorization) = acme.answer(token) else {
+                return respond_local(client, rbuf, head, 404, has_body).await;
+            };
+            let close = if has_body || !head.keep_alive {
+                "Connection: close\r\n"
+            } else {
+                ""
+            };
+            let mut bytes = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n{close}\r\n",
+                key_authorization.len()
+            )
+            .into_bytes();
+            if !head.is_head(rbuf) {
+                bytes.extend_from_slice(key_authorization.as_bytes());
+            }
+            return respond_bytes(client, rbuf, head, bytes, has_body).await;
+        }
+    }
     if let Some(r) = &ep.redirect {
         let spec = RedirectSpec {
             scheme: r.scheme.clone(),
@@ -384,7 +416,6 @@ async fn handle_request<C: Downstream>(
             return respond_bytes(client, rbuf, head, bytes, has_body).await;
         }
     }
-    let snap = w.table.get();
     let (route, method_is_head) = {
         let buf = &rbuf[..];
         let headers = HeadHeaders {

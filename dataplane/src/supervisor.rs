@@ -69,7 +69,7 @@ pub fn run(cfg: StaticConfig, args: Vec<String>) -> i32 {
             return 1;
         }
     };
-    let initial = match crate::tls::build(&Default::default(), &generated) {
+    let initial = match crate::tls::build(&Default::default(), &[], &generated) {
         Ok(tls) => Published {
             table: RouteTable::empty(),
             tls,

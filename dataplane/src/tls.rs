@@ -70,7 +70,12 @@ struct Certs {
     /// `*.example.com` stored under `example.com`.
     wildcard: HashMap<String, Arc<CertifiedKey>>,
     default: Arc<CertifiedKey>,
+    /// ACME tls-alpn-01 certificates by name, served only to `acme-tls/1` ClientHellos.
+    acme_alpn: HashMap<String, Arc<CertifiedKey>>,
 }
+
+/// The ALPN protocol of ACME's tls-alpn-01 validation (RFC 8737).
+pub const ACME_TLS_ALPN: &str = "acme-tls/1";
 
 /// Looks `name` up as an exact name, then as a wildcard (one label deep).
 fn by_name<'m, T>(
@@ -106,6 +111,17 @@ impl SniResolver {
 
 impl ResolvesServerCert for SniResolver {
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        let acme = hello
+            .alpn()
+            .is_some_and(|mut p| p.any(|p| p == ACME_TLS_ALPN.as_bytes()));
+        if acme {
+            // A validation connection gets the challenge certificate or nothing.
+            let name = hello
+                .server_name()?
+                .trim_end_matches('.')
+                .to_ascii_lowercase();
+            return self.certs.acme_alpn.get(&name).cloned();
+        }
         self.pick(hello.server_name())
     }
 }
@@ -140,7 +156,12 @@ impl Acceptors {
 
 /// Builds the acceptors for a table. A certificate the data plane cannot load is logged and
 /// skipped; the others keep serving.
-pub fn build(spec: &TlsSpec, generated: &Arc<CertifiedKey>) -> Result<Acceptors, TlsError> {
+/// `acme_alpn` holds the tls-alpn-01 challenge certificates being validated.
+pub fn build(
+    spec: &TlsSpec,
+    acme_alpn: &[CertificateSpec],
+    generated: &Arc<CertifiedKey>,
+) -> Result<Acceptors, TlsError> {
     let mut exact = HashMap::new();
     let mut wildcard = HashMap::new();
     for c in &spec.certificates {
@@ -172,10 +193,22 @@ pub fn build(spec: &TlsSpec, generated: &Arc<CertifiedKey>) -> Result<Acceptors,
         }),
         None => generated.clone(),
     };
+    let mut alpn_certs = HashMap::new();
+    for c in acme_alpn {
+        match from_spec(c) {
+            Ok(ck) => {
+                for name in &c.names {
+                    alpn_certs.insert(name.to_ascii_lowercase(), ck.clone());
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "ACME challenge certificate skipped"),
+        }
+    }
     let certs = Arc::new(Certs {
         exact,
         wildcard,
         default,
+        acme_alpn: alpn_certs,
     });
     let mut sets = OptionSets {
         acceptors: Vec::with_capacity(spec.sni_options.len()),
@@ -252,6 +285,12 @@ fn acceptor(
         .iter()
         .map(|p| p.as_bytes().to_vec())
         .collect();
+    if !certs.acme_alpn.is_empty() {
+        // Last: a client that offers it with others never gets it.
+        config
+            .alpn_protocols
+            .push(ACME_TLS_ALPN.as_bytes().to_vec());
+    }
     Ok(monoio_rustls::TlsAcceptor::from(config))
 }
 
@@ -294,6 +333,7 @@ mod tests {
                 exact,
                 wildcard,
                 default: generated.clone(),
+                acme_alpn: HashMap::new(),
             }),
         };
         assert!(Arc::ptr_eq(
@@ -317,7 +357,7 @@ mod tests {
         assert!(r.pick(Some("other.org")).is_none());
         assert!(r.pick(None).is_none());
         assert!(r.pick(Some("b.example.com")).is_some());
-        assert!(build(&spec, &generated).is_ok());
+        assert!(build(&spec, &[], &generated).is_ok());
     }
 
     #[test]
@@ -329,6 +369,6 @@ mod tests {
             certificates: vec![bad, cert_for(&["good.example.com"])],
             ..Default::default()
         };
-        assert!(build(&spec, &generated).is_ok());
+        assert!(build(&spec, &[], &generated).is_ok());
     }
 }

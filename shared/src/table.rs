@@ -7,7 +7,7 @@
 mod compiled;
 
 pub use compiled::{
-    CompiledRouter, CompiledService, EntryRoutes, HealthFlag, RouteTable, TableError,
+    AcmeHttp, CompiledRouter, CompiledService, EntryRoutes, HealthFlag, RouteTable, TableError,
     TcpEntryRoutes, TcpRoute,
 };
 
@@ -36,6 +36,28 @@ pub struct TableSpec {
     /// TCP services, indexed by `TcpRouterSpec::service`.
     #[serde(default)]
     pub tcp_services: Vec<TcpServiceSpec>,
+    /// ACME challenges being answered right now.
+    #[serde(default)]
+    pub acme: AcmeChallengesSpec,
+}
+
+/// What the data plane answers while the control plane's ACME orders are validated.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AcmeChallengesSpec {
+    /// Entry points that answer http-01 (`httpChallenge.entryPoint` of each resolver).
+    pub http_entry_points: Vec<String>,
+    /// http-01: `GET /.well-known/acme-challenge/<token>` answers the key authorization, before
+    /// any router or entry point redirection.
+    pub http: Vec<AcmeHttpChallenge>,
+    /// tls-alpn-01: the self-signed certificate (RFC 8737) served to a ClientHello that offers
+    /// only `acme-tls/1` for its name.
+    pub tls_alpn: Vec<CertificateSpec>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AcmeHttpChallenge {
+    pub token: String,
+    pub key_authorization: String,
 }
 
 /// A TCP router whose rule parsed and whose service exists.

@@ -7,6 +7,7 @@ pub mod client;
 pub mod docker;
 pub mod load;
 pub mod origin;
+pub mod pebble;
 pub mod process;
 pub mod tls;
 

@@ -230,7 +230,7 @@ pub(super) fn resolve_tcp(
                 if t.cert_resolver.is_some() || !t.domains.is_empty() {
                     out.warnings.push(ConfigError::new(
                         loc.clone(),
-                        "tls.certResolver and tls.domains are not supported yet, ignored",
+                        "tls.certResolver and tls.domains of TCP routers are not supported yet, ignored",
                     ));
                 }
                 if tls == TcpTls::Terminate {

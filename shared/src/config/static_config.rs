@@ -44,7 +44,7 @@ pub struct StaticConfig {
     pub log: Log,
     pub servers_transport: ServersTransport,
     pub dataplane: Dataplane,
-    /// `certificatesResolvers` by name (parsed and validated; issuance not implemented yet).
+    /// `certificatesResolvers` by name.
     pub certificates_resolvers: BTreeMap<String, AcmeResolver>,
     /// Paths of the Traefik settings that were given but are not implemented yet
     /// (`api`, `providers.swarm`, `entryPoints.web.http2`): warn about them.

@@ -18,6 +18,29 @@ pub struct RouteTable {
     services: Vec<CompiledService>,
     tcp_entry_points: HashMap<String, TcpEntryRoutes>,
     tcp_services: Vec<super::TcpServiceSpec>,
+    acme_http: Option<Box<AcmeHttp>>,
+}
+
+/// The http-01 answers of a table and the entry points that give them.
+#[derive(Debug, Default)]
+pub struct AcmeHttp {
+    entry_points: Vec<String>,
+    answers: HashMap<String, String>,
+}
+
+impl AcmeHttp {
+    /// The path prefix of http-01 challenges.
+    pub const PREFIX: &'static str = "/.well-known/acme-challenge/";
+
+    /// Whether `entry_point` answers challenges.
+    pub fn serves(&self, entry_point: &str) -> bool {
+        self.entry_points.iter().any(|e| e == entry_point)
+    }
+
+    /// The key authorization for a token.
+    pub fn answer(&self, token: &str) -> Option<&str> {
+        self.answers.get(token).map(String::as_str)
+    }
 }
 
 /// The TCP routers of one entry point, in priority order (then by name).
@@ -131,6 +154,7 @@ impl RouteTable {
             services: Vec::new(),
             tcp_entry_points: HashMap::new(),
             tcp_services: Vec::new(),
+            acme_http: None,
         }
     }
 
@@ -216,6 +240,17 @@ impl RouteTable {
             entry_points.insert(ep.to_string(), EntryRoutes { plain, tls });
         }
         let (tcp_entry_points, tcp_services) = compile_tcp(spec)?;
+        let acme = &spec.acme;
+        let acme_http = (!acme.http_entry_points.is_empty()).then(|| {
+            Box::new(AcmeHttp {
+                entry_points: acme.http_entry_points.clone(),
+                answers: acme
+                    .http
+                    .iter()
+                    .map(|c| (c.token.clone(), c.key_authorization.clone()))
+                    .collect(),
+            })
+        });
         Ok(RouteTable {
             generation: spec.generation,
             entry_points,
@@ -223,7 +258,13 @@ impl RouteTable {
             services,
             tcp_entry_points,
             tcp_services,
+            acme_http,
         })
+    }
+
+    /// The http-01 challenge answers, when a resolver uses http-01.
+    pub fn acme_http(&self) -> Option<&AcmeHttp> {
+        self.acme_http.as_deref()
     }
 
     /// The TCP routers of an entry point, if it has any.

@@ -1,5 +1,5 @@
 //! `certificatesResolvers.<name>.acme.*`: Traefik's ACME resolvers, parsed and validated with
-//! Traefik's defaults. Issuance itself is not implemented yet (see README).
+//! Traefik's defaults (the control plane's `acme` module runs them).
 
 use super::raw::is_set;
 use super::Origins;
@@ -225,8 +225,6 @@ pub(super) fn resolvers(
                 unsupported.push(p(k));
             }
         }
-        // Parsed and validated, but no certificate is ordered yet: keep warning.
-        unsupported.push(p("acme"));
         out.insert(
             name.clone(),
             AcmeResolver {
