@@ -1,7 +1,8 @@
 //! End to end against a real ACME CA (Debian's pebble, with pebble-challtestsrv answering
 //! every name with 127.0.0.1): http-01 (behind an entry point that redirects everything to
 //! https) and tls-alpn-01 issue certificates that a client trusting pebble's root accepts;
-//! a router added at run time gets its own; `acme.json` is Traefik's format, mode 0600, and a
+//! a router added at run time gets its own (its resolver from the entry point's
+//! `http.tls.certResolver`); `acme.json` is Traefik's format, mode 0600, and a
 //! restart reuses it without a new order; a Traefik `acme.json` copied over is served at
 //! once; a certificate near expiry is renewed; with the CA gone, errors name the domain and
 //! the certificates keep serving.
@@ -96,6 +97,7 @@ fn args(http: u16, https: u16, pebble: &Pebble, storage: &Path, dynamic: &Path) 
         format!("--entrypoints.web.address=127.0.0.1:{http}"),
         format!("--entrypoints.websecure.address=127.0.0.1:{https}"),
         "--entrypoints.web.http.redirections.entrypoint.to=websecure".to_string(),
+        "--entrypoints.websecure.http.tls.certresolver=le".to_string(),
         format!("--providers.file.filename={}", dynamic.display()),
         "--dataplane.workers=2".to_string(),
         "--log.level=DEBUG".to_string(),
@@ -203,16 +205,14 @@ fn http01_and_tls_alpn01_issue_certificates_that_are_stored_and_reused() {
     assert!(pem.starts_with(b"-----BEGIN CERTIFICATE-----"));
     assert_eq!(json["le"]["Certificates"][0]["Store"], "default");
 
-    // A router added at run time gets its own certificate.
+    // A router added at run time gets its own certificate; this one has no tls section and
+    // gets it from the entry point (--entrypoints.websecure.http.tls.certresolver=le).
     write_dynamic(
         &file,
-        &dynamic(
-            &origin,
-            &[
-                ("a", "a.test", "le"),
-                ("b", "b.test", "alpn"),
-                ("c", "c.test", "le"),
-            ],
+        &format!(
+            "{}[http.routers.c]\nrule = \"Host(`c.test`)\"\nservice = \"app\"\n\
+             entryPoints = [\"websecure\"]\n",
+            dynamic(&origin, &[("a", "a.test", "le"), ("b", "b.test", "alpn")])
         ),
     );
     issued(&r, "c.test");

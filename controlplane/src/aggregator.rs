@@ -77,12 +77,14 @@ mod tests;
 
 use ringway_shared::config::dynamic::{MiddlewareConfig, RouterConfig, RouterTlsConfig};
 use ringway_shared::config::node::from_node_at;
+use ringway_shared::config::static_config::EntryPointTls;
 use ringway_shared::config::{ConfigError, DynamicConfig, Node, StaticConfig};
 use ringway_shared::rule::{self, RuleKind};
 use ringway_shared::table::{
     MiddlewareSpec, RedirectSpec, RetrySpec, RouterSpec, ServiceId, TableSpec, TlsOptionsSpec,
 };
 use services::Services;
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 
@@ -216,58 +218,126 @@ pub fn resolve(
         default_eps: static_cfg.default_entry_points(),
         tls_options: &tls_options,
     };
+    let models: BTreeMap<&str, &EntryPointTls> = static_cfg
+        .entry_points
+        .iter()
+        .filter_map(|(n, ep)| ep.http_tls.as_ref().map(|t| (n.as_str(), t)))
+        .collect();
     for p in providers {
         for (name, r) in &p.config.http.routers {
-            let qualified = qualify(name, &p.provider);
-            let loc = location(&p.config, "http.routers", name, &p.provider);
-            let mut status = cx.router(&qualified, &p.provider, r);
-            if name.contains('@') {
-                status
-                    .errors
-                    .push("a router name cannot contain '@'".to_string());
-                status.enabled = false;
-            }
-            for e in &status.errors {
-                out.errors.push(ConfigError::new(loc, e.clone()));
-            }
-            if let (true, Some(tls)) = (status.enabled, &r.tls) {
-                let options = crate::tls::options_name(tls.options.as_deref(), &p.provider);
-                for host in router_hosts(tls, &r.rule) {
-                    host_options.add(&host, &options, &qualified, &mut out.warnings);
+            for (name, r) in apply_models(name, r, &models, &cx.default_eps) {
+                let (name, r) = (name.as_ref(), r.as_ref());
+                let qualified = qualify(name, &p.provider);
+                let loc = location(&p.config, "http.routers", name, &p.provider);
+                let mut status = cx.router(&qualified, &p.provider, r);
+                if name.contains('@') {
+                    status
+                        .errors
+                        .push("a router name cannot contain '@'".to_string());
+                    status.enabled = false;
                 }
-                if let Some(resolver) = tls.cert_resolver.as_deref().filter(|r| !r.is_empty()) {
-                    if static_cfg.certificates_resolvers.contains_key(resolver) {
-                        out.cert_requests
-                            .extend(cert_requests(resolver, tls, &r.rule));
-                    } else {
-                        out.errors.push(ConfigError::new(
-                            loc,
-                            format!(
-                                "the certificate resolver {resolver:?} does not exist; \
+                for e in &status.errors {
+                    out.errors.push(ConfigError::new(loc, e.clone()));
+                }
+                if let (true, Some(tls)) = (status.enabled, &r.tls) {
+                    let options = crate::tls::options_name(tls.options.as_deref(), &p.provider);
+                    for host in router_hosts(tls, &r.rule) {
+                        host_options.add(&host, &options, &qualified, &mut out.warnings);
+                    }
+                    if let Some(resolver) = tls.cert_resolver.as_deref().filter(|r| !r.is_empty()) {
+                        if static_cfg.certificates_resolvers.contains_key(resolver) {
+                            out.cert_requests
+                                .extend(cert_requests(resolver, tls, &r.rule));
+                        } else {
+                            out.errors.push(ConfigError::new(
+                                loc,
+                                format!(
+                                    "the certificate resolver {resolver:?} does not exist; \
                                  the router is served with the other certificates"
-                            ),
-                        ));
+                                ),
+                            ));
+                        }
                     }
                 }
-            }
-            if status.enabled {
-                if let Some(&id) = services.ids.get(&status.service) {
-                    out.table.routers.push(RouterSpec {
-                        name: qualified.clone(),
-                        entry_points: status.entry_points.clone(),
-                        rule: status.rule.clone(),
-                        priority: status.priority,
-                        service: id,
-                        tls: r.tls.is_some(),
-                        middlewares: status.middlewares.clone(),
-                    });
+                if status.enabled {
+                    if let Some(&id) = services.ids.get(&status.service) {
+                        out.table.routers.push(RouterSpec {
+                            name: qualified.clone(),
+                            entry_points: status.entry_points.clone(),
+                            rule: status.rule.clone(),
+                            priority: status.priority,
+                            service: id,
+                            tls: r.tls.is_some(),
+                            middlewares: status.middlewares.clone(),
+                        });
+                    }
                 }
+                out.routers.push(status);
             }
-            out.routers.push(status);
         }
     }
     out.table.services = services.specs;
     out.table.tls.sni_options = host_options.into_specs(&tls_options);
+    out
+}
+
+/// Traefik's entry point models (`entryPoints.<n>.http.tls`): a router gets the TLS settings
+/// of its entry points that have a model when it has none of its own; a router on several
+/// entry points is split into one copy per entry point with a model, named `<ep>-<name>`,
+/// the other entry points staying with the original.
+fn apply_models<'a>(
+    name: &'a str,
+    r: &'a RouterConfig,
+    models: &BTreeMap<&str, &EntryPointTls>,
+    default_eps: &[String],
+) -> Vec<(Cow<'a, str>, Cow<'a, RouterConfig>)> {
+    if models.is_empty() {
+        return vec![(Cow::Borrowed(name), Cow::Borrowed(r))];
+    }
+    let eps: &[String] = if r.entry_points.is_empty() {
+        default_eps
+    } else {
+        &r.entry_points
+    };
+    if !eps.iter().any(|ep| models.contains_key(ep.as_str())) {
+        return vec![(Cow::Borrowed(name), Cow::Borrowed(r))];
+    }
+    let mut out = Vec::new();
+    let mut plain = Vec::new();
+    for ep in eps {
+        match models.get(ep.as_str()) {
+            Some(model) => {
+                let mut cp = r.clone();
+                cp.entry_points = vec![ep.clone()];
+                if cp.tls.is_none() {
+                    cp.tls = Some(RouterTlsConfig {
+                        options: model.options.clone(),
+                        cert_resolver: model.cert_resolver.clone(),
+                        domains: model
+                            .domains
+                            .iter()
+                            .map(|(main, sans)| ringway_shared::config::dynamic::TlsDomain {
+                                main: main.clone(),
+                                sans: sans.clone(),
+                            })
+                            .collect(),
+                    });
+                }
+                let n = if eps.len() > 1 {
+                    Cow::Owned(format!("{ep}-{name}"))
+                } else {
+                    Cow::Borrowed(name)
+                };
+                out.push((n, Cow::Owned(cp)));
+            }
+            None => plain.push(ep.clone()),
+        }
+    }
+    if !plain.is_empty() {
+        let mut cp = r.clone();
+        cp.entry_points = plain;
+        out.push((Cow::Borrowed(name), Cow::Owned(cp)));
+    }
     out
 }
 

@@ -634,3 +634,59 @@ servers = [{{ address = "127.0.0.1:6379" }}]
     );
     assert_eq!(r.table.routers.len(), 5);
 }
+
+#[test]
+fn entry_point_tls_models_give_routers_tls_and_split_multi_entry_point_ones() {
+    let cfg = StaticConfig::from_args(&[
+        "--entrypoints.web.address=:8000".to_string(),
+        "--entrypoints.websecure.address=:8443".to_string(),
+        "--entrypoints.websecure.http.tls.certresolver=le".to_string(),
+        "--certificatesresolvers.le.acme.tlschallenge=true".to_string(),
+    ])
+    .expect("static config");
+    let toml = format!(
+        "{BASE}
+[http.routers.a]
+rule = \"Host(`a.test`)\"
+service = \"s1\"
+[http.routers.b]
+rule = \"Host(`b.test`)\"
+service = \"s1\"
+entryPoints = [\"websecure\"]
+tls = {{}}
+[http.routers.c]
+rule = \"Host(`c.test`)\"
+service = \"s1\"
+entryPoints = [\"websecure\"]
+"
+    );
+    let r = resolve(&[provider("file", &toml)], &cfg, &no_dns);
+    assert!(r.errors.is_empty(), "{:?}", r.errors);
+    let routers: Vec<(&str, &[String], bool)> = r
+        .table
+        .routers
+        .iter()
+        .map(|x| (x.name.as_str(), x.entry_points.as_slice(), x.tls))
+        .collect();
+    let web = ["web".to_string()];
+    let secure = ["websecure".to_string()];
+    assert_eq!(
+        routers,
+        vec![
+            ("websecure-a@file", &secure[..], true),
+            ("a@file", &web[..], false),
+            ("b@file", &secure[..], true),
+            ("c@file", &secure[..], true),
+        ]
+    );
+    let requested: Vec<&[String]> = r
+        .cert_requests
+        .iter()
+        .map(|c| c.domains.as_slice())
+        .collect();
+    assert_eq!(
+        requested,
+        [["a.test".to_string()], ["c.test".to_string()]],
+        "b has its own tls section without a resolver"
+    );
+}

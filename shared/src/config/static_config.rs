@@ -85,6 +85,18 @@ pub struct EntryPoint {
     /// `ping` is served on this entry point: `GET`/`HEAD /ping` answers `OK` from the data
     /// plane (this status while shutting down).
     pub ping: Option<PingSettings>,
+    /// `http.tls`: the TLS settings of routers on this entry point that have none of their
+    /// own (Traefik's entry point model).
+    pub http_tls: Option<EntryPointTls>,
+}
+
+/// `entryPoints.<n>.http.tls` (`true`, or `options`, `certResolver`, `domains`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EntryPointTls {
+    pub options: Option<String>,
+    pub cert_resolver: Option<String>,
+    /// `(main, sans)` per entry.
+    pub domains: Vec<(String, Vec<String>)>,
 }
 
 /// `ping.{entryPoint, manualRouting, terminatingStatusCode}`, attached to its entry point.
@@ -919,6 +931,7 @@ fn default_entry_point(name: &str, address: SocketAddr) -> EntryPoint {
         as_default: false,
         redirect: None,
         ping: None,
+        http_tls: None,
     }
 }
 
@@ -978,6 +991,26 @@ fn validate_entry_point(
         }
     }
     if let Some(http) = &raw.http {
+        if let Some(node) = &http.tls {
+            let tls_path = join(path, "http.tls");
+            match node {
+                Node::Leaf(v) => match v.trim().to_ascii_lowercase().as_str() {
+                    "" | "true" => ep.http_tls = Some(EntryPointTls::default()),
+                    "false" => {}
+                    _ => errors.push(origins.error(&tls_path, format!("invalid boolean {v:?}"))),
+                },
+                _ => match from_node_at::<raw::EntryPointTlsRaw>(node, &tls_path) {
+                    Ok(t) => {
+                        ep.http_tls = Some(EntryPointTls {
+                            options: t.options.filter(|o| !o.is_empty()),
+                            cert_resolver: t.cert_resolver.filter(|r| !r.is_empty()),
+                            domains: t.domains.into_iter().map(|d| (d.main, d.sans)).collect(),
+                        })
+                    }
+                    Err(e) => errors.push(origins.error(&e.path, e.kind.to_string())),
+                },
+            }
+        }
         if !http.middlewares.is_empty() {
             // Refused rather than ignored: these are often authentication middlewares, and
             // serving the routers without them would expose what they protect.

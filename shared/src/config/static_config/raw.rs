@@ -151,6 +151,21 @@ pub(super) struct EntryPointHttpRaw {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
+pub(super) struct EntryPointTlsRaw {
+    pub options: Option<String>,
+    pub cert_resolver: Option<String>,
+    pub domains: Vec<DomainRaw>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(super) struct DomainRaw {
+    pub main: String,
+    pub sans: Vec<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
 pub(super) struct RedirectionsRaw {
     pub entry_point: Option<EntryPointRedirectRaw>,
 }
@@ -347,7 +362,6 @@ impl StaticConfigRaw {
                 );
             }
             if let Some(h) = &ep.http {
-                note(p("http.tls"), &h.tls);
                 note(p("http.encodedCharacters"), &h.encoded_characters);
                 note(p("http.encodeQuerySemicolons"), &h.encode_query_semicolons);
                 note(p("http.sanitizePath"), &h.sanitize_path);

@@ -315,13 +315,20 @@ fn well_known_traefik_settings_are_listed_not_refused() {
             "serversTransport.insecureSkipVerify",
             "entryPoints.web.proxyProtocol",
             "entryPoints.web.http2",
-            "entryPoints.websecure.http.tls",
             "api",
             "metrics",
             "accessLog",
             "tracing",
             "experimental",
         ]
+    );
+    // The entry point TLS model is applied to routers by the aggregator.
+    assert_eq!(
+        cfg.entry_points["websecure"].http_tls,
+        Some(EntryPointTls {
+            cert_resolver: Some("le".into()),
+            ..Default::default()
+        })
     );
     // ping is implemented: on the `traefik` entry point, created on :8080.
     let traefik = cfg
