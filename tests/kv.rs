@@ -1306,3 +1306,134 @@ fn etcd_over_mutual_tls() {
     ]);
     assert!(!ok, "etcd accepted a client without certificate: {err}");
 }
+
+/// ringway with `web`/`websecure` on their own ports, a file provider, and resolver `le`
+/// (http-01 on web) storing its data in `store`.
+fn acme_instance(
+    store: &Store,
+    pebble: &support::pebble::Pebble,
+    (http, https): (u16, u16),
+    file: &std::path::Path,
+) -> Ringway {
+    let p = "--certificatesresolvers.le.acme";
+    Ringway::start(&[
+        format!("--entrypoints.web.address=127.0.0.1:{http}"),
+        format!("--entrypoints.websecure.address=127.0.0.1:{https}"),
+        format!("--providers.file.filename={}", file.display()),
+        "--dataplane.workers=1".to_string(),
+        "--log.level=DEBUG".to_string(),
+        format!("{p}.email=ops@example.test"),
+        format!("{p}.storage={}", store.url()),
+        format!("{p}.caserver={}", pebble.directory),
+        format!("{p}.cacertificates={}", pebble.tls_ca_path.display()),
+        format!("{p}.keytype=EC256"),
+        format!("{p}.httpchallenge.entrypoint=web"),
+    ])
+}
+
+fn shared_acme_certificates(kind: Kind) {
+    use std::io::BufRead;
+    use std::os::unix::process::CommandExt;
+    use support::pebble::{verified, Pebble};
+    let store = Store::start(kind);
+    let dir = TestDir::new("acme-ha");
+    let ports: Vec<(u16, u16)> = (0..3).map(|_| (free_port(), free_port())).collect();
+    // Pebble validates through instance 0 only, as a load balancer would pick one instance.
+    let pebble = Pebble::start(&dir, ports[0].0, ports[0].1);
+    let root = pebble.issuing_root_der();
+    let origin = Origin::start("app");
+    let wants = format!(
+        "{}[http.routers.a]\nrule = \"Host(`a.test`)\"\nservice = \"app\"\n\
+         entryPoints = [\"websecure\"]\ntls = {{ certResolver = \"le\" }}\n",
+        support::lb_service("app", &[&origin])
+    );
+    let idle = support::lb_service("app", &[&origin]);
+    let files: Vec<std::path::PathBuf> = (0..3)
+        .map(|i| dir.join(&format!("dynamic{i}.toml")))
+        .collect();
+    // Instance 0 has no router for a.test yet: it only follows the store (and so answers the
+    // challenges the others publish).
+    support::write_dynamic(&files[0], &idle);
+    support::write_dynamic(&files[1], &wants);
+    support::write_dynamic(&files[2], &wants);
+
+    // A holder of the resolver's lock that dies: nobody orders until its lease expires.
+    let mut holder = Command::new(env!("CARGO_BIN_EXE_ringway"))
+        .args([
+            "kv",
+            "lock",
+            "--endpoint",
+            &store.url(),
+            "--ttl",
+            "3s",
+            "acme/le",
+        ])
+        .args(["--", "sleep", "300"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .expect("kv lock");
+    let mut line = String::new();
+    std::io::BufReader::new(holder.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("holder output");
+    assert!(line.starts_with("acquired acme/le token"), "{line}");
+
+    let instances: Vec<Ringway> = (0..3)
+        .map(|i| acme_instance(&store, &pebble, ports[i], &files[i]))
+        .collect();
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        pebble.orders(),
+        0,
+        "ordered while the lock was held elsewhere"
+    );
+    // SAFETY: kill(2) on the holder's own process group.
+    unsafe {
+        libc::kill(-(holder.id() as i32), libc::SIGKILL);
+    }
+    let _ = holder.wait();
+
+    let serving = |i: usize| {
+        support::wait_for(Duration::from_secs(60), || {
+            verified(ports[i].1, "a.test", &root).ok()
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "instance {i} never served a.test\n{}\n--- pebble ---\n{}",
+                instances[i].logs(),
+                pebble.logs()
+            )
+        })
+        .0
+    };
+    let one = serving(1);
+    let two = serving(2);
+    assert_eq!(one, two, "both instances serve the one certificate");
+    assert_eq!(pebble.orders(), 1, "exactly one order\n{}", pebble.logs());
+    let holders: Vec<usize> = (1..3)
+        .filter(|&i| instances[i].logs().contains("certificate obtained"))
+        .collect();
+    assert_eq!(holders.len(), 1, "one instance ordered: {holders:?}");
+    println!(
+        "{kind:?}: instance {} ordered after the dead holder's lease expired; pebble validated through instance 0",
+        holders[0]
+    );
+
+    // Instance 0 now wants it too: loaded from the store, no new order.
+    support::write_dynamic(&files[0], &wants);
+    assert_eq!(serving(0), one);
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(pebble.orders(), 1, "instance 0 ordered again");
+}
+
+#[test]
+fn redis_instances_share_acme_certificates_through_one_order() {
+    shared_acme_certificates(Kind::Redis);
+}
+
+#[test]
+fn etcd_instances_share_acme_certificates_through_one_order() {
+    shared_acme_certificates(Kind::Etcd);
+}

@@ -11,12 +11,14 @@
 //! a new one is served without dropping a connection; a failure never removes a certificate
 //! that still works, and nothing here blocks start-up or other routers.
 
+pub mod kv;
 pub mod store;
 
 use instant_acme::{
     Account, AccountBuilder, AuthorizationStatus, ChallengeType, ExternalAccountKey, Identifier,
     Key, NewAccount, NewOrder, Order, OrderStatus, RetryPolicy,
 };
+use kv::{KvAcme, RemoteChallenges};
 use ringway_shared::config::static_config::{AcmeKeyType, AcmeResolver};
 use ringway_shared::config::StaticConfig;
 use ringway_shared::table::{AcmeChallengesSpec, AcmeHttpChallenge, CertificateSpec, TableSpec};
@@ -73,6 +75,30 @@ struct Shared {
     certificates: BTreeMap<String, Vec<Issued>>,
     http: BTreeMap<String, String>,
     tls_alpn: BTreeMap<String, CertificateSpec>,
+    /// Challenges other instances published in a shared store (KV storage).
+    remote_http: BTreeMap<String, String>,
+    remote_tls_alpn: BTreeMap<String, CertificateSpec>,
+}
+
+/// Where a resolver keeps its account and certificates.
+enum Storage {
+    File(FileStore),
+    /// Shared with other instances; taken out while an order runs.
+    Kv(Option<Box<KvAcme>>),
+}
+
+/// Parses the resolver's certificates; broken ones are logged and left out.
+fn issued_all(data: &ResolverData, resolver: &str) -> Vec<Issued> {
+    data.certificates()
+        .iter()
+        .filter_map(|c| match issued_from_store(c, resolver) {
+            Ok(i) => Some(i),
+            Err(e) => {
+                tracing::error!(resolver = %resolver, domain = %c.domain.main, "stored certificate skipped: {e}");
+                None
+            }
+        })
+        .collect()
 }
 
 /// The resolvers of the static configuration, running.
@@ -101,38 +127,59 @@ impl Acme {
                     http_entry_points.push(ep.clone());
                 }
             }
-            let store = FileStore::new(&r.storage);
-            let data = match store.load() {
-                Ok(mut all) => all.remove(name).unwrap_or_default(),
-                Err(e) => {
-                    tracing::error!(resolver = %name, "ACME storage unusable: {e}; this resolver serves and orders nothing");
+            let storage_text = r.storage.to_string_lossy().into_owned();
+            let (storage, data) = match KvAcme::from_storage(&storage_text) {
+                Some(Ok(kv)) => {
+                    // Loaded by the task; the challenges of every instance are followed.
+                    let (follow_tx, follow_rx) = watch::channel(0u64);
+                    tokio::spawn(follow_store(
+                        kv.fork(),
+                        name.clone(),
+                        shared.clone(),
+                        changed.clone(),
+                        follow_tx,
+                    ));
+                    (
+                        Storage::Kv(Some(Box::new(kv))),
+                        Some((ResolverData::default(), Some(follow_rx))),
+                    )
+                }
+                Some(Err(e)) => {
+                    tracing::error!(resolver = %name, "ACME storage {storage_text:?}: {e}; this resolver serves and orders nothing");
                     continue;
                 }
-            };
-            let issued: Vec<Issued> = data
-                .certificates()
-                .iter()
-                .filter_map(|c| match issued_from_store(c, name) {
-                    Ok(i) => Some(i),
-                    Err(e) => {
-                        tracing::error!(resolver = %name, domain = %c.domain.main, "stored certificate skipped: {e}");
-                        None
+                None => {
+                    let store = FileStore::new(&r.storage);
+                    match store.load() {
+                        Ok(mut all) => {
+                            let data = all.remove(name).unwrap_or_default();
+                            (Storage::File(store), Some((data, None)))
+                        }
+                        Err(e) => {
+                            tracing::error!(resolver = %name, "ACME storage unusable: {e}; this resolver serves and orders nothing");
+                            (Storage::File(store), None)
+                        }
                     }
-                })
-                .collect();
-            tracing::info!(resolver = %name, storage = %r.storage.display(), certificates = issued.len(), "ACME resolver ready");
+                }
+            };
+            let Some((data, store_changed)) = data else {
+                continue;
+            };
+            let issued = issued_all(&data, name);
+            tracing::info!(resolver = %name, storage = %storage_text, certificates = issued.len(), "ACME resolver ready");
             lock(&shared).certificates.insert(name.clone(), issued);
             let (tx, rx) = watch::channel(Vec::new());
             wanted.insert(name.clone(), tx);
             let task = Task {
                 name: name.clone(),
                 cfg: r.clone(),
-                store,
+                storage,
                 data,
                 shared: shared.clone(),
                 changed: changed.clone(),
                 live: live_rx.clone(),
                 wanted: rx,
+                store_changed,
                 account: None,
                 failures: HashMap::new(),
             };
@@ -185,12 +232,18 @@ impl Acme {
             http: shared
                 .http
                 .iter()
+                .chain(&shared.remote_http)
                 .map(|(token, key_authorization)| AcmeHttpChallenge {
                     token: token.clone(),
                     key_authorization: key_authorization.clone(),
                 })
                 .collect(),
-            tls_alpn: shared.tls_alpn.values().cloned().collect(),
+            tls_alpn: shared
+                .tls_alpn
+                .values()
+                .chain(shared.remote_tls_alpn.values())
+                .cloned()
+                .collect(),
         };
         shared.revision
     }
@@ -334,12 +387,14 @@ enum Published {
 struct Task {
     name: String,
     cfg: AcmeResolver,
-    store: FileStore,
+    storage: Storage,
     data: ResolverData,
     shared: Arc<Mutex<Shared>>,
     changed: mpsc::UnboundedSender<()>,
     live: watch::Receiver<u64>,
     wanted: watch::Receiver<Vec<Vec<String>>>,
+    /// Bumped when the shared store changed (KV storage): reload the data.
+    store_changed: Option<watch::Receiver<u64>>,
     account: Option<Account>,
     /// Domain sets whose last order failed: when to try again, and the delay used.
     failures: HashMap<Vec<String>, (Instant, Duration)>,
@@ -347,6 +402,7 @@ struct Task {
 
 impl Task {
     async fn run(mut self) {
+        self.reload().await;
         loop {
             let wanted = self.wanted.borrow_and_update().clone();
             let mut next = Instant::now() + RENEW_CHECK;
@@ -387,11 +443,45 @@ impl Task {
                     }
                 }
             }
+            let store_changed = async {
+                match &mut self.store_changed {
+                    Some(rx) => rx.changed().await.is_ok(),
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 r = self.wanted.changed() => if r.is_err() { return },
+                ok = store_changed => if ok { self.reload().await } else { self.store_changed = None },
                 _ = tokio::time::sleep_until(next.into()) => {}
             }
         }
+    }
+
+    /// Reads the shared store again (KV storage): certificates another instance obtained or
+    /// renewed are served from now on.
+    async fn reload(&mut self) {
+        let Storage::Kv(Some(kv)) = &mut self.storage else {
+            return;
+        };
+        match kv.load(&self.name).await {
+            Ok(data) => self.adopt(data),
+            Err(e) => {
+                tracing::warn!(resolver = %self.name, "cannot read the shared ACME data: {e}")
+            }
+        }
+    }
+
+    fn adopt(&mut self, data: ResolverData) {
+        if data == self.data {
+            return;
+        }
+        self.data = data;
+        // The account may have been registered by another instance.
+        self.account = None;
+        let issued = issued_all(&self.data, &self.name);
+        let mut shared = lock(&self.shared);
+        shared.certificates.insert(self.name.clone(), issued);
+        self.notify(&mut shared);
     }
 
     /// Domain sets to order now: wanted ones no held certificate covers, and held ones with
@@ -432,6 +522,67 @@ impl Task {
                         (dnsChallenge is not supported)"
                 .into());
         }
+        let mut kv = match &mut self.storage {
+            Storage::File(_) => None,
+            Storage::Kv(slot) => Some(slot.take().ok_or("the shared store is busy")?),
+        };
+        let result = match kv.as_mut() {
+            None => self.order(domains, None).await,
+            Some(kv) => self.obtain_shared(domains, kv).await,
+        };
+        if let (Storage::Kv(slot), Some(kv)) = (&mut self.storage, kv) {
+            *slot = Some(kv);
+        }
+        result
+    }
+
+    /// With a shared store: under the resolver's lock, load what other instances stored, and
+    /// order only if the certificate is still missing or due; store it while the lock holds.
+    async fn obtain_shared(&mut self, domains: &[String], kv: &mut KvAcme) -> Result<(), String> {
+        let lease = kv.lock(&self.name).await?.ok_or_else(|| {
+            format!(
+                "another instance held the ACME lock for {} s",
+                kv::LOCK_WAIT.as_secs()
+            )
+        })?;
+        tracing::info!(resolver = %self.name, token = lease.token, "holding the ACME lock");
+        let provider = kv.provider().clone();
+        let ordered = async {
+            let data = kv.load(&self.name).await?;
+            self.adopt(data);
+            if !self.due(&[domains.to_vec()]).iter().any(|d| d == domains) {
+                return Ok(false);
+            }
+            tokio::select! {
+                r = self.order(domains, Some(&mut *kv)) => r.map(|()| true),
+                lost = kv::keep_renewing(provider, lease.clone()) => Err(lost),
+            }
+        }
+        .await;
+        let out = match ordered {
+            Ok(true) => match kv.save(&self.name, &self.data, &lease).await {
+                Ok(true) => Ok(()),
+                Ok(false) => Err("the ACME lock was lost before the certificate was stored: \
+                                  it is served here but not shared"
+                    .into()),
+                Err(e) => Err(format!("storing the certificate: {e}")),
+            },
+            Ok(false) => {
+                tracing::info!(resolver = %self.name, domains = %domains.join(","), "another instance obtained the certificate; loaded from the store");
+                Ok(())
+            }
+            Err(e) => Err(e),
+        };
+        kv.release(lease).await;
+        out
+    }
+
+    /// Orders, validates and stores (file storage) one certificate.
+    async fn order(
+        &mut self,
+        domains: &[String],
+        mut kv: Option<&mut KvAcme>,
+    ) -> Result<(), String> {
         let account = self.account().await?;
         let identifiers: Vec<Identifier> =
             domains.iter().map(|d| Identifier::Dns(d.clone())).collect();
@@ -441,18 +592,30 @@ impl Task {
             .await
             .map_err(|e| format!("new order: {}", chain(&e)))?;
         let mut published = Vec::new();
-        let result = self.validate(domains, &mut order, &mut published).await;
+        let result = self
+            .validate(domains, &mut order, &mut published, kv.as_deref_mut())
+            .await;
+        let mut keys = Vec::new();
         {
             let mut shared = lock(&self.shared);
             for p in published {
                 match p {
-                    Published::Http(token) => shared.http.remove(&token),
-                    Published::TlsAlpn(domain) => {
-                        shared.tls_alpn.remove(&domain).map(|_| String::new())
+                    Published::Http(token) => {
+                        shared.http.remove(&token);
+                        keys.push(format!("http/{token}"));
                     }
-                };
+                    Published::TlsAlpn(domain) => {
+                        shared.tls_alpn.remove(&domain);
+                        keys.push(format!("alpn/{domain}"));
+                    }
+                }
             }
             self.notify(&mut shared);
+        }
+        if let Some(kv) = kv {
+            if let Err(e) = kv.unpublish(&keys).await {
+                tracing::warn!(resolver = %self.name, "cannot remove the published challenges: {e}");
+            }
         }
         let (chain_pem, key_pem) = match result {
             Ok(r) => r,
@@ -486,8 +649,12 @@ impl Task {
         Ok(())
     }
 
+    /// Writes the file storage (a shared store is written under the lock instead).
     fn save(&self) {
-        if let Err(e) = self.store.save(&self.name, &self.data) {
+        let Storage::File(store) = &self.storage else {
+            return;
+        };
+        if let Err(e) = store.save(&self.name, &self.data) {
             tracing::error!(resolver = %self.name, "cannot write the ACME storage: {e}; the certificate is served but not kept across restarts");
         }
     }
@@ -498,6 +665,7 @@ impl Task {
         domains: &[String],
         order: &mut Order,
         published: &mut Vec<Published>,
+        mut kv: Option<&mut KvAcme>,
     ) -> Result<(Vec<u8>, Vec<u8>), String> {
         let mut authorizations = order.authorizations();
         while let Some(a) = authorizations.next().await {
@@ -540,7 +708,24 @@ impl Task {
                 }
                 self.notify(&mut shared)
             };
+            if let Some(kv) = kv.as_deref_mut() {
+                // Every instance serves it: the CA may reach any of them.
+                let shared_answer = if kind == ChallengeType::Http01 {
+                    kv.publish_http(&challenge.token, key_authorization.as_str())
+                        .await
+                } else {
+                    use base64::Engine;
+                    let digest = base64::engine::general_purpose::STANDARD
+                        .encode(key_authorization.digest());
+                    kv.publish_tls_alpn(&domain.to_ascii_lowercase(), &digest)
+                        .await
+                };
+                shared_answer.map_err(|e| format!("{domain}: publishing the challenge: {e}"))?;
+            }
             self.wait_live(revision).await?;
+            if kv.is_some() {
+                tokio::time::sleep(kv::FOLLOW_GRACE).await;
+            }
             tracing::debug!(resolver = %self.name, %domain, challenge = ?kind, "challenge live on the data plane");
             challenge
                 .set_ready()
@@ -691,6 +876,68 @@ impl Task {
             hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
                 .build(connector);
         Ok(Account::builder_with_http(Box::new(client)))
+    }
+}
+
+/// Follows a shared store: the challenges any instance publishes are served here too, and
+/// every change tells the resolver's task to reload its data.
+async fn follow_store(
+    mut kv: KvAcme,
+    resolver: String,
+    shared: Arc<Mutex<Shared>>,
+    changed: mpsc::UnboundedSender<()>,
+    store_changed: watch::Sender<u64>,
+) {
+    let mut last = RemoteChallenges::default();
+    loop {
+        let mut feed = match kv.watch().await {
+            Ok(w) => w,
+            Err(e) => {
+                tracing::warn!(resolver = %resolver, "cannot watch the shared ACME store: {e}; retrying");
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                continue;
+            }
+        };
+        loop {
+            match kv.challenges().await {
+                Ok(now) if now != last => {
+                    let mut s = lock(&shared);
+                    s.remote_http = now.http.clone();
+                    s.remote_tls_alpn = now
+                        .tls_alpn
+                        .iter()
+                        .filter_map(|(name, digest)| {
+                            use base64::Engine;
+                            let digest = base64::engine::general_purpose::STANDARD
+                                .decode(digest)
+                                .ok()?;
+                            tls_alpn_certificate(name, &digest)
+                                .ok()
+                                .map(|c| (name.clone(), c))
+                        })
+                        .collect();
+                    s.revision += 1;
+                    let _ = changed.send(());
+                    last = now;
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(resolver = %resolver, "cannot read the shared ACME challenges: {e}");
+                    break;
+                }
+            }
+            store_changed.send_modify(|n| *n += 1);
+            match feed.changed().await {
+                Ok(()) => {
+                    let _ = feed.drain().await;
+                }
+                Err(e) => {
+                    tracing::warn!(resolver = %resolver, "the shared ACME store's change feed stopped: {e}");
+                    break;
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }
 

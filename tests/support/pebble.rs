@@ -206,3 +206,59 @@ impl Drop for Pebble {
         let _ = self.dns.wait();
     }
 }
+
+/// Connects with `sni` trusting only `root`; returns the served leaf and the HTTP status of
+/// `GET /`.
+pub fn verified(port: u16, sni: &str, root: &[u8]) -> Result<(Vec<u8>, u16), String> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from(root.to_vec()))
+        .map_err(|e| e.to_string())?;
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| e.to_string())?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    exchange(port, sni, Arc::new(config))
+}
+
+/// As [`verified`], accepting any certificate.
+pub fn served(port: u16, sni: &str) -> Result<(Vec<u8>, u16), String> {
+    exchange(port, sni, super::tls::accept_any_client())
+}
+
+fn exchange(
+    port: u16,
+    sni: &str,
+    config: Arc<rustls::ClientConfig>,
+) -> Result<(Vec<u8>, u16), String> {
+    let name = ServerName::try_from(sni.to_string()).map_err(|e| e.to_string())?;
+    let conn = rustls::ClientConnection::new(config, name).map_err(|e| e.to_string())?;
+    let sock = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
+    sock.set_read_timeout(Some(Duration::from_secs(5)))
+        .map_err(|e| e.to_string())?;
+    let mut tls = rustls::StreamOwned::new(conn, sock);
+    tls.write_all(format!("GET / HTTP/1.1\r\nHost: {sni}\r\nConnection: close\r\n\r\n").as_bytes())
+        .map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    match tls.read_to_end(&mut out) {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {}
+        Err(e) => return Err(e.to_string()),
+    }
+    let leaf = tls
+        .conn
+        .peer_certificates()
+        .and_then(|c| c.first())
+        .map(|c| c.as_ref().to_vec())
+        .ok_or("no certificate")?;
+    let text = String::from_utf8_lossy(&out);
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| format!("no HTTP response: {text:?}"))?;
+    Ok((leaf, status))
+}
