@@ -1331,7 +1331,9 @@ fn acme_instance(
     ])
 }
 
-fn shared_acme_certificates(kind: Kind) {
+/// With `kill_holder`, a second domain is then ordered by instance 1 or 2, and the one that
+/// holds the lock is SIGKILLed mid-order: the other completes once the lease expires.
+fn shared_acme_certificates(kind: Kind, kill_holder: bool) {
     use std::io::BufRead;
     use std::os::unix::process::CommandExt;
     use support::pebble::{verified, Pebble};
@@ -1426,14 +1428,54 @@ fn shared_acme_certificates(kind: Kind) {
     assert_eq!(serving(0), one);
     std::thread::sleep(Duration::from_secs(1));
     assert_eq!(pebble.orders(), 1, "instance 0 ordered again");
+    if !kill_holder {
+        return;
+    }
+
+    // b.test for instances 1 and 2: kill whichever takes the lock, during its order (it waits
+    // half a second for the others to serve its challenge before asking the CA to validate).
+    let both = format!(
+        "{wants}[http.routers.b]\nrule = \"Host(`b.test`)\"\nservice = \"app\"\n\
+         entryPoints = [\"websecure\"]\ntls = {{ certResolver = \"le\" }}\n"
+    );
+    let count = |i: usize, what: &str| instances[i].logs().matches(what).count();
+    let ordering_before: Vec<usize> = (1..3).map(|i| count(i, "ordering a certificate")).collect();
+    let obtained_before: Vec<usize> = (1..3).map(|i| count(i, "certificate obtained")).collect();
+    support::write_dynamic(&files[1], &both);
+    support::write_dynamic(&files[2], &both);
+    let victim = support::wait_for(Duration::from_secs(20), || {
+        (1..3).find(|&i| count(i, "ordering a certificate") > ordering_before[i - 1])
+    })
+    .expect("nobody took the lock for b.test");
+    instances[victim].signal(libc::SIGKILL);
+    let killed_at = Instant::now();
+    let survivor = 3 - victim;
+    let b = support::wait_for(Duration::from_secs(90), || {
+        verified(ports[survivor].1, "b.test", &root).ok()
+    });
+    assert!(
+        b.is_some(),
+        "instance {survivor} did not take over\n{}",
+        instances[survivor].logs()
+    );
+    println!(
+        "{kind:?}: holder {victim} killed mid-order; instance {survivor} served b.test {:?} later (lease {} s)",
+        killed_at.elapsed(),
+        30
+    );
+    assert_eq!(
+        count(victim, "certificate obtained"),
+        obtained_before[victim - 1],
+        "the victim finished its order before it was killed"
+    );
 }
 
 #[test]
-fn redis_instances_share_acme_certificates_through_one_order() {
-    shared_acme_certificates(Kind::Redis);
+fn redis_instances_share_acme_certificates_and_survive_a_holder_killed_mid_order() {
+    shared_acme_certificates(Kind::Redis, true);
 }
 
 #[test]
 fn etcd_instances_share_acme_certificates_through_one_order() {
-    shared_acme_certificates(Kind::Etcd);
+    shared_acme_certificates(Kind::Etcd, false);
 }
