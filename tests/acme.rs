@@ -146,18 +146,26 @@ fn http01_and_tls_alpn01_issue_certificates_that_are_stored_and_reused() {
     assert_eq!(json["le"]["Certificates"][0]["Store"], "default");
 
     // A router added at run time gets its own certificate; this one has no tls section and
-    // gets it from the entry point (--entrypoints.websecure.http.tls.certresolver=le).
+    // gets it from the entry point (--entrypoints.websecure.http.tls.certresolver=le). A TCP
+    // router terminating TLS for t.test asks the tls-alpn-01 resolver: its validation
+    // handshake (ALPN acme-tls/1) is answered although TCP routers now read every ClientHello.
+    let origin_addr = origin.url().trim_start_matches("http://").to_string();
     write_dynamic(
         &file,
         &format!(
             "{}[http.routers.c]\nrule = \"Host(`c.test`)\"\nservice = \"app\"\n\
-             entryPoints = [\"websecure\"]\n",
+             entryPoints = [\"websecure\"]\n\
+             [tcp.routers.t]\nrule = \"HostSNI(`t.test`)\"\nservice = \"raw\"\n\
+             entryPoints = [\"websecure\"]\ntls = {{ certResolver = \"alpn\" }}\n\
+             [tcp.services.raw.loadBalancer]\nservers = [{{ address = \"{origin_addr}\" }}]\n",
             dynamic(&origin, &[("a", "a.test", "le"), ("b", "b.test", "alpn")])
         ),
     );
     issued(&r, "c.test");
+    issued(&r, "t.test");
     let orders = pebble.orders();
-    assert_eq!(orders, 3, "one order per certificate\n{}", pebble.logs());
+    assert_eq!(orders, 4, "one order per certificate\n{}", pebble.logs());
+    assert_eq!(stored_mains(&storage, "alpn"), ["b.test", "t.test"]);
 
     // A restart serves the stored certificates without a new order.
     drop(r);
@@ -172,7 +180,7 @@ fn http01_and_tls_alpn01_issue_certificates_that_are_stored_and_reused() {
         "a.test not served from acme.json\n{}",
         r.logs()
     );
-    for host in ["b.test", "c.test"] {
+    for host in ["b.test", "c.test", "t.test"] {
         verified(https, host, &root).unwrap_or_else(|e| panic!("{host}: {e}\n{}", r.logs()));
     }
     std::thread::sleep(Duration::from_secs(2));

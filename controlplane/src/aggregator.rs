@@ -357,22 +357,23 @@ fn cert_requests(
             .collect()
     };
     sets.into_iter()
-        .map(|names| {
-            let mut domains: Vec<String> = Vec::new();
-            for n in names {
-                let n = n.trim().trim_end_matches('.').to_ascii_lowercase();
-                if !n.is_empty() && !domains.contains(&n) {
-                    domains.push(n);
-                }
-            }
-            domains
-        })
-        .filter(|d| !d.is_empty())
-        .map(|domains| crate::acme::CertRequest {
-            resolver: resolver.to_string(),
-            domains,
-        })
+        .filter_map(|names| cert_request(resolver, names))
         .collect()
+}
+
+/// One certificate request: names trimmed, lowercased, deduplicated, main first.
+fn cert_request(resolver: &str, names: Vec<String>) -> Option<crate::acme::CertRequest> {
+    let mut domains: Vec<String> = Vec::new();
+    for n in names {
+        let n = n.trim().trim_end_matches('.').to_ascii_lowercase();
+        if !n.is_empty() && !domains.contains(&n) {
+            domains.push(n);
+        }
+    }
+    (!domains.is_empty()).then(|| crate::acme::CertRequest {
+        resolver: resolver.to_string(),
+        domains,
+    })
 }
 
 /// The host names a TLS router serves: `tls.domains` (main and SANs) when given, else the

@@ -40,7 +40,7 @@ struct TcpRouterTls {
     passthrough: bool,
     options: Option<String>,
     cert_resolver: Option<String>,
-    domains: Vec<Node>,
+    domains: Vec<ringway_shared::config::dynamic::TlsDomain>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -226,14 +226,22 @@ pub(super) fn resolve_tcp(
                 Some(_) => TcpTls::Terminate,
             };
             let mut options = None;
+            let mut resolver = None;
             if let Some(t) = &r.tls {
-                if t.cert_resolver.is_some() || !t.domains.is_empty() {
-                    out.warnings.push(ConfigError::new(
-                        loc.clone(),
-                        "tls.certResolver and tls.domains of TCP routers are not supported yet, ignored",
-                    ));
-                }
                 if tls == TcpTls::Terminate {
+                    resolver = t.cert_resolver.as_deref().filter(|r| !r.is_empty());
+                    if let Some(res) = resolver {
+                        if !static_cfg.certificates_resolvers.contains_key(res) {
+                            out.errors.push(ConfigError::new(
+                                loc.clone(),
+                                format!(
+                                    "the certificate resolver {res:?} does not exist; \
+                                     the router is served with the other certificates"
+                                ),
+                            ));
+                            resolver = None;
+                        }
+                    }
                     let name = crate::tls::options_name(t.options.as_deref(), &p.provider);
                     if name != "default" && !tls_options.contains_key(&name) {
                         errors.push(format!("unknown TLS options: {name}"));
@@ -287,15 +295,32 @@ pub(super) fn resolve_tcp(
                 .unwrap_or(r.rule.len() as i64);
             let enabled = errors.is_empty();
             if let (true, Some(options)) = (enabled, &options) {
-                // Terminated here: the rule's HostSNI names get the router's options.
+                // Terminated here: the rule's HostSNI names get the router's options, and its
+                // certificate (tls.domains, else those names) from its resolver.
+                let mut names = Vec::new();
                 if let Ok(expr) = rule::parse(&r.rule) {
                     expr.for_each_matcher(&mut |m| {
                         if let Matcher::HostSni(h) = m {
                             if h != "*" {
                                 host_options.add(h, options, &q, &mut out.warnings);
+                                names.push(h.to_ascii_lowercase());
                             }
                         }
                     });
+                }
+                if let (Some(res), Some(t)) = (resolver, &r.tls) {
+                    let sets: Vec<Vec<String>> = if t.domains.is_empty() {
+                        vec![names]
+                    } else {
+                        t.domains
+                            .iter()
+                            .map(|d| std::iter::once(&d.main).chain(&d.sans).cloned().collect())
+                            .collect()
+                    };
+                    out.cert_requests.extend(
+                        sets.into_iter()
+                            .filter_map(|names| super::cert_request(res, names)),
+                    );
                 }
             }
             if let (true, Some(service_id)) = (enabled, service_id) {
