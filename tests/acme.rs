@@ -281,7 +281,7 @@ fn a_traefik_acme_json_is_served_at_once_renewed_near_expiry_and_kept_when_the_c
         ),
     );
     let logged = wait_until(Duration::from_secs(30), || {
-        r.logs().lines().any(|l| {
+        r.stderr().lines().any(|l| {
             l.contains("cannot obtain a certificate")
                 && l.contains("e.test")
                 && l.contains("127.0.0.1")
@@ -297,4 +297,50 @@ fn a_traefik_acme_json_is_served_at_once_renewed_near_expiry_and_kept_when_the_c
     let (e_cert, status) = served(https, "e.test").expect("e.test");
     assert_eq!(status, 200);
     assert_ne!(e_cert, fresh_der);
+}
+
+#[test]
+fn external_account_binding_is_sent_and_a_wrong_key_is_a_clear_error() {
+    let dir = TestDir::new("acme-eab");
+    let (http, https) = (free_port(), free_port());
+    let key = "zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W";
+    let pebble = Pebble::start_with(&dir, http, https, Some(("kid-1", key)));
+    let root = pebble.issuing_root_der();
+    let origin = Origin::start("app");
+    let file = dir.join("dynamic.toml");
+    write_dynamic(
+        &file,
+        &dynamic(&origin, &[("a", "a.test", "le"), ("w", "w.test", "wrong")]),
+    );
+    let mut argv = args(http, https, &pebble, &dir.join("acme.json"), &file);
+    let good = "--certificatesresolvers.le.acme.eab";
+    let bad = "--certificatesresolvers.wrong.acme";
+    argv.extend([
+        format!("{good}.kid=kid-1"),
+        format!("{good}.hmacencoded={key}"),
+        format!("{bad}.storage={}", dir.join("wrong.json").display()),
+        format!("{bad}.caserver={}", pebble.directory),
+        format!("{bad}.cacertificates={}", pebble.tls_ca_path.display()),
+        format!("{bad}.httpchallenge.entrypoint=web"),
+        format!("{bad}.eab.kid=kid-1"),
+        format!("{bad}.eab.hmacencoded=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"),
+    ]);
+    let r = Ringway::start(&argv);
+    let a = wait_for(Duration::from_secs(60), || {
+        verified(https, "a.test", &root).ok()
+    });
+    assert!(
+        a.is_some(),
+        "no certificate with EAB\n{}\n{}",
+        r.logs(),
+        pebble.logs()
+    );
+    let logged = wait_until(Duration::from_secs(20), || {
+        r.stderr().lines().any(|l| {
+            l.contains("cannot obtain a certificate")
+                && l.contains("w.test")
+                && l.contains("account")
+        })
+    });
+    assert!(logged, "no clear error for the wrong EAB key\n{}", r.logs());
 }

@@ -1415,7 +1415,7 @@ fn shared_acme_certificates(kind: Kind, kill_holder: bool) {
     assert_eq!(one, two, "both instances serve the one certificate");
     assert_eq!(pebble.orders(), 1, "exactly one order\n{}", pebble.logs());
     let holders: Vec<usize> = (1..3)
-        .filter(|&i| instances[i].logs().contains("certificate obtained"))
+        .filter(|&i| instances[i].stderr().contains("certificate obtained"))
         .collect();
     assert_eq!(holders.len(), 1, "one instance ordered: {holders:?}");
     println!(
@@ -1438,7 +1438,7 @@ fn shared_acme_certificates(kind: Kind, kill_holder: bool) {
         "{wants}[http.routers.b]\nrule = \"Host(`b.test`)\"\nservice = \"app\"\n\
          entryPoints = [\"websecure\"]\ntls = {{ certResolver = \"le\" }}\n"
     );
-    let count = |i: usize, what: &str| instances[i].logs().matches(what).count();
+    let count = |i: usize, what: &str| instances[i].stderr().matches(what).count();
     let ordering_before: Vec<usize> = (1..3).map(|i| count(i, "ordering a certificate")).collect();
     let obtained_before: Vec<usize> = (1..3).map(|i| count(i, "certificate obtained")).collect();
     support::write_dynamic(&files[1], &both);

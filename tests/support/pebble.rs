@@ -37,6 +37,17 @@ fn spawn(cmd: &mut Command, log: &PathBuf) -> Child {
 impl Pebble {
     /// Starts challtestsrv and pebble; returns once the directory answers.
     pub fn start(dir: &TestDir, http_port: u16, tls_port: u16) -> Pebble {
+        Pebble::start_with(dir, http_port, tls_port, None)
+    }
+
+    /// As [`Pebble::start`]; with `eab = (kid, base64url HMAC key)`, accounts need that
+    /// external account binding.
+    pub fn start_with(
+        dir: &TestDir,
+        http_port: u16,
+        tls_port: u16,
+        eab: Option<(&str, &str)>,
+    ) -> Pebble {
         // Pebble's HTTPS certificate, from a CA of our own.
         let ca_key = rcgen::KeyPair::generate().expect("key");
         let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
@@ -95,7 +106,10 @@ impl Pebble {
                     "httpPort": http_port,
                     "tlsPort": tls_port,
                     "ocspResponderURL": "",
-                    "externalAccountBindingRequired": false
+                    "externalAccountBindingRequired": eab.is_some(),
+                    "externalAccountMACKeys": eab
+                        .map(|(kid, key)| serde_json::json!({ kid: key }))
+                        .unwrap_or_else(|| serde_json::json!({}))
                 }
             })
             .to_string(),
