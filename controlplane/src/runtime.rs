@@ -315,10 +315,15 @@ fn send_table(
     }
     *generation += 1;
     table.generation = *generation;
+    let (added, removed, changed) = router_changes(last_sent.as_ref(), &table);
     tracing::info!(
         generation = *generation,
         routers = table.routers.len(),
+        routers_added = added,
+        routers_removed = removed,
+        routers_changed = changed,
         services = table.services.len(),
+        tcp_routers = table.tcp_routers.len(),
         certificates = table.tls.certificates.len(),
         "pushing configuration ({why})"
     );
@@ -337,6 +342,37 @@ fn send_table(
     let g = *generation;
     *last_sent = Some(table);
     Sent::Pushed(g)
+}
+
+/// HTTP and TCP routers added, removed and changed (same name, other definition) since the
+/// last table, for the reload's log line.
+fn router_changes(before: Option<&TableSpec>, now: &TableSpec) -> (usize, usize, usize) {
+    let Some(before) = before else {
+        return (now.routers.len() + now.tcp_routers.len(), 0, 0);
+    };
+    fn count<T: PartialEq>(
+        before: &[T],
+        now: &[T],
+        name: impl Fn(&T) -> &str,
+    ) -> (usize, usize, usize) {
+        let old: std::collections::HashMap<&str, &T> =
+            before.iter().map(|r| (name(r), r)).collect();
+        let (mut added, mut changed, mut kept) = (0, 0, 0);
+        for r in now {
+            match old.get(name(r)) {
+                None => added += 1,
+                Some(o) if *o != r => {
+                    changed += 1;
+                    kept += 1;
+                }
+                Some(_) => kept += 1,
+            }
+        }
+        (added, old.len() - kept, changed)
+    }
+    let http = count(&before.routers, &now.routers, |r| r.name.as_str());
+    let tcp = count(&before.tcp_routers, &now.tcp_routers, |r| r.name.as_str());
+    (http.0 + tcp.0, http.1 + tcp.1, http.2 + tcp.2)
 }
 
 /// How long a burst of events on a certificate file settles before it is read again.

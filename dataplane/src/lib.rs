@@ -5,6 +5,7 @@
 //! `RouteTable`s and publishes them (`snapshot`); each worker's accept loops hand connections
 //! to `proxy`, which parses (`http`), routes, and forwards over per-worker upstream pools.
 
+mod accesslog;
 mod control_link;
 mod health;
 pub mod http;

@@ -9,6 +9,7 @@ mod redirect;
 pub(crate) mod splice;
 mod tunnel;
 
+use crate::accesslog::{self, Observed};
 use crate::http::request::{parse_request, Framing, HeaderRef, Limits, ParseStatus, RequestHead};
 use crate::http::response::{parse_response, ResponseHead};
 use crate::http::rewrite::{
@@ -360,6 +361,7 @@ fn slice_str(buf: &[u8], r: Option<std::ops::Range<usize>>) -> &str {
 }
 
 /// Handles the request at the start of `rbuf`; returns whether the connection stays open.
+/// With the access log on, what the request was and what became of it is logged.
 async fn handle_request<C: Downstream>(
     client: &mut C,
     peer: SocketAddr,
@@ -367,6 +369,43 @@ async fn handle_request<C: Downstream>(
     head: &RequestHead,
     ep: &EntryPoint,
     w: &Rc<WorkerCtx>,
+) -> bool {
+    let Some(log) = &w.access_log else {
+        let mut obs = Observed::default();
+        return route_request(client, peer, rbuf, head, ep, w, &mut obs).await;
+    };
+    let start = std::time::SystemTime::now();
+    let t0 = Instant::now();
+    let req = accesslog::Request::capture(head, rbuf, log.config().logs_headers());
+    let mut obs = Observed {
+        enabled: true,
+        ..Observed::default()
+    };
+    let keep = route_request(client, peer, rbuf, head, ep, w, &mut obs).await;
+    if !obs.internal {
+        log.log(&req.entry(start, t0.elapsed(), peer, client.is_tls(), ep, &obs));
+    }
+    keep
+}
+
+/// The first line's status of a complete response.
+fn status_of(bytes: &[u8]) -> u16 {
+    bytes
+        .get(9..12)
+        .and_then(|s| std::str::from_utf8(s).ok())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn route_request<C: Downstream>(
+    client: &mut C,
+    peer: SocketAddr,
+    rbuf: &mut Vec<u8>,
+    head: &RequestHead,
+    ep: &EntryPoint,
+    w: &Rc<WorkerCtx>,
+    obs: &mut Observed,
 ) -> bool {
     let has_body = !matches!(head.framing, Framing::None | Framing::Length(0));
     if let Some(ping) = &ep.ping {
@@ -379,6 +418,7 @@ async fn handle_request<C: Downstream>(
                 ping.terminating_status,
                 close,
             );
+            obs.internal = true;
             return respond_bytes(client, rbuf, head, bytes, has_body || close).await;
         }
     }
@@ -387,6 +427,7 @@ async fn handle_request<C: Downstream>(
     if let Some(acme) = snap.table().acme_http().filter(|a| a.serves(&ep.name)) {
         let path = slice_str(rbuf, Some(head.path.clone()));
         if let Some(token) = path.strip_prefix(AcmeHttp::PREFIX) {
+            obs.internal = true;
             let Some(key_authorization) = acme.answer(token) else {
                 return respond_local(client, rbuf, head, 404, has_body).await;
             };
@@ -413,6 +454,7 @@ async fn handle_request<C: Downstream>(
             permanent: r.permanent,
         };
         if let Some(bytes) = redirect::response(rbuf, head, &spec, client.is_tls()) {
+            obs.status = status_of(&bytes);
             return respond_bytes(client, rbuf, head, bytes, has_body).await;
         }
     }
@@ -438,13 +480,22 @@ async fn handle_request<C: Downstream>(
         (route, head.is_head(buf))
     };
     let Some(router) = route else {
+        obs.status = 404;
         return respond_local(client, rbuf, head, 404, has_body).await;
     };
+    if obs.enabled {
+        obs.router = Some(router.name.clone());
+        obs.service = snap
+            .table()
+            .service(router.service)
+            .map(|s| s.name().to_string());
+    }
     let mut retry = None;
     for m in &router.middlewares {
         match m {
             MiddlewareSpec::RedirectScheme(spec) => {
                 if let Some(bytes) = redirect::response(rbuf, head, spec, client.is_tls()) {
+                    obs.status = status_of(&bytes);
                     return respond_bytes(client, rbuf, head, bytes, has_body).await;
                 }
             }
@@ -458,6 +509,7 @@ async fn handle_request<C: Downstream>(
         retry,
     };
     let Some(first) = target.pick() else {
+        obs.status = 503;
         return respond_local(client, rbuf, head, 503, has_body).await;
     };
     // `snap` lives until the response is relayed: the request finishes on the table it
@@ -472,6 +524,7 @@ async fn handle_request<C: Downstream>(
         target,
         first,
         method_is_head,
+        obs,
     )
     .await
 }
@@ -556,6 +609,7 @@ async fn forward<'a, C: Downstream>(
     target: Target<'a>,
     (mut server, pass_host): (&'a ServerSpec, bool),
     method_is_head: bool,
+    obs: &mut Observed,
 ) -> bool {
     let base = ForwardContext {
         client_addr: peer,
@@ -641,6 +695,7 @@ async fn forward<'a, C: Downstream>(
                     client_conn,
                     expect_continue,
                     reused,
+                    obs,
                 )
                 .await;
                 out = o;
@@ -676,6 +731,11 @@ async fn forward<'a, C: Downstream>(
         }
     };
     w.heads.give(out);
+    if obs.enabled {
+        obs.retries = tries - 1;
+        obs.service_url = Some(server.url.clone());
+        obs.service_addr = Some(server.addr);
+    }
     match outcome {
         Ok(keep) => keep && client_keep_alive,
         Err(f) => {
@@ -684,6 +744,7 @@ async fn forward<'a, C: Downstream>(
                 Failure::Client(s) => s,
                 Failure::Upstream | Failure::Stale => 502,
             };
+            obs.status = status;
             tracing::debug!(server = %server.url, status, "upstream exchange failed");
             let (_, _) = client.write_all(error_response(status, true)).await;
             false
@@ -735,7 +796,9 @@ async fn exchange<C: Downstream>(
     client_conn: ClientConn,
     expect_continue: bool,
     reused: bool,
+    obs: &mut Observed,
 ) -> (Result<bool, Failure>, Vec<u8>) {
+    let sent_at = Instant::now();
     let (res, out) = write_from(&mut upstream, out, 0).await;
     if res.is_err() {
         return (
@@ -794,6 +857,13 @@ async fn exchange<C: Downstream>(
     }
     // A final answer without reading the body we held back: the client may still send it.
     let body_unsent = !req_body.is_done();
+    obs.status = rh.status;
+    obs.origin_status = rh.status;
+    obs.origin_duration = sent_at.elapsed();
+    obs.size = match rh.framing {
+        Framing::Length(n) if !method_is_head => n,
+        _ => 0,
+    };
 
     if rh.status == 101 && upgrade {
         let mut resp = Vec::with_capacity(256);

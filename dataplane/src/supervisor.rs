@@ -85,6 +85,14 @@ pub fn run(cfg: StaticConfig, args: Vec<String>) -> i32 {
         .and_then(|h| h.into_string().ok())
         .unwrap_or_else(|| "ringway".to_string())
         .into();
+    let access_log = match cfg.access_log.clone().map(crate::accesslog::Writer::start) {
+        None => None,
+        Some(Ok(w)) => Some(w),
+        Some(Err(e)) => {
+            eprintln!("ringway: cannot open the access log: {e}");
+            return 1;
+        }
+    };
     let mut drains = Vec::with_capacity(workers);
     let mut handles = Vec::with_capacity(workers);
     for (id, listeners) in per_worker.into_iter().enumerate() {
@@ -98,6 +106,7 @@ pub fn run(cfg: StaticConfig, args: Vec<String>) -> i32 {
             max_idle_conns_per_host: cfg.servers_transport.max_idle_conns_per_host,
             server_name: server_name.clone(),
             drain: rx,
+            access_log: access_log.as_ref().map(crate::accesslog::Writer::logger),
         };
         let h = thread::Builder::new()
             .name(format!("worker-{id}"))
@@ -149,6 +158,9 @@ pub fn run(cfg: StaticConfig, args: Vec<String>) -> i32 {
     link.shutdown();
     for h in handles {
         let _ = h.join();
+    }
+    if let Some(w) = access_log {
+        w.finish();
     }
     tracing::info!("stopped");
     0

@@ -24,6 +24,7 @@ pub struct WorkerSpec {
     pub server_name: Arc<str>,
     /// Fired by the supervisor to start a graceful drain.
     pub drain: oneshot::Receiver<Duration>,
+    pub access_log: Option<crate::accesslog::Logger>,
 }
 
 /// State shared by the tasks of one worker (never across threads).
@@ -39,6 +40,7 @@ pub struct WorkerCtx {
     pub bodies: BufPool,
     /// Pipes for splicing large bodies.
     pub pipes: crate::proxy::PipePool,
+    pub access_log: Option<crate::accesslog::Logger>,
     active: Cell<usize>,
 }
 
@@ -155,8 +157,21 @@ async fn serve(spec: WorkerSpec) {
         heads: BufPool::new(HEAD_BUF, 64),
         bodies: BufPool::new(BODY_BUF, 8),
         pipes: crate::proxy::PipePool::default(),
+        access_log: spec.access_log,
         active: Cell::new(0),
     });
+    if ctx.access_log.is_some() {
+        // Hands this worker's access log lines to the writer at least every 100 ms.
+        let ticker = ctx.clone();
+        monoio::spawn(async move {
+            while !ticker.shutdown.is_fired() {
+                monoio::time::sleep(crate::accesslog::FLUSH_EVERY).await;
+                if let Some(log) = &ticker.access_log {
+                    log.tick();
+                }
+            }
+        });
+    }
     for (ep, std_listener) in spec.listeners {
         match TcpListener::from_std(std_listener) {
             Ok(l) => {
@@ -179,6 +194,9 @@ async fn serve(spec: WorkerSpec) {
             connections = ctx.active.get(),
             "grace timeout reached; closing remaining connections"
         );
+    }
+    if let Some(log) = &ctx.access_log {
+        log.flush();
     }
 }
 

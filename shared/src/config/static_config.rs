@@ -10,11 +10,13 @@
 //! Traefik uses one source only (file or flags); ringway merges both, which accepts every
 //! Traefik setup and lets flags adjust a file. Keys are case-insensitive.
 
+mod access_log;
 mod acme;
 mod args;
 mod kv;
 mod raw;
 
+pub use access_log::{AccessLog, AccessLogFormat, FieldMode};
 pub use acme::{AcmeEab, AcmeKeyType, AcmeResolver, LETS_ENCRYPT_PRODUCTION};
 #[cfg(test)]
 mod tests;
@@ -46,6 +48,8 @@ pub struct StaticConfig {
     pub dataplane: Dataplane,
     /// `certificatesResolvers` by name.
     pub certificates_resolvers: BTreeMap<String, AcmeResolver>,
+    /// `accessLog`: off when `None`.
+    pub access_log: Option<AccessLog>,
     /// Paths of the Traefik settings that were given but are not implemented yet
     /// (`api`, `providers.swarm`, `entryPoints.web.http2`): warn about them.
     pub unsupported: Vec<String>,
@@ -792,6 +796,11 @@ fn validate(
             .map(PathBuf::from);
     }
 
+    let access_log = raw
+        .access_log
+        .as_ref()
+        .and_then(|n| access_log::access_log(n, origins, &mut errors));
+
     let mut servers_transport = ServersTransport::default();
     if let Some(st) = &raw.servers_transport {
         match st.max_idle_conns_per_host {
@@ -834,6 +843,7 @@ fn validate(
         servers_transport,
         dataplane,
         certificates_resolvers,
+        access_log,
         unsupported,
         config_file: None,
     })

@@ -356,6 +356,15 @@ fn compile_tcp(spec: &TableSpec) -> Result<TcpCompiled, TableError> {
 }
 
 impl CompiledService {
+    /// The qualified name (`app@docker`).
+    pub fn name(&self) -> &str {
+        match self {
+            CompiledService::LoadBalancer { name, .. } | CompiledService::Weighted { name, .. } => {
+                name
+            }
+        }
+    }
+
     /// Whether server `i` of a load balancer may be picked (not known to be down).
     pub fn server_up(&self, i: usize) -> bool {
         match self {

@@ -388,7 +388,6 @@ impl StaticConfigRaw {
             ("api", &self.api),
             ("metrics", &self.metrics),
             ("ping", &self.ping),
-            ("accessLog", &self.access_log),
             ("tracing", &self.tracing),
             ("hostResolver", &self.host_resolver),
             ("experimental", &self.experimental),

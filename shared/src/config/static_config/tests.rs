@@ -317,7 +317,6 @@ fn well_known_traefik_settings_are_listed_not_refused() {
             "entryPoints.web.http2",
             "api",
             "metrics",
-            "accessLog",
             "tracing",
             "experimental",
         ]
