@@ -84,6 +84,23 @@ fn common_format_lines_name_the_router_and_service_and_go_to_the_file() {
         nowhere.contains(" - - ") && nowhere.ends_with("ms"),
         "{nowhere}"
     );
+
+    // A request just before SIGTERM is written before the process exits.
+    let last = raw_request(
+        p.addr,
+        b"GET /last HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\n\r\n",
+    );
+    assert!(last.starts_with("HTTP/1.1 200"), "{last}");
+    p.ringway.signal(libc::SIGTERM);
+    let status = p.ringway.wait_exit(Duration::from_secs(15)).expect("exits");
+    assert!(status.success(), "{status:?}");
+    assert!(
+        lines(&file)
+            .iter()
+            .any(|l| l.contains("\"GET /last HTTP/1.1\" 200")),
+        "the last line was lost: {:?}",
+        lines(&file)
+    );
 }
 
 #[test]

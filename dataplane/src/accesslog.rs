@@ -97,14 +97,14 @@ impl Request {
         let mut user_agent = String::new();
         let mut headers = Vec::new();
         for h in &head.headers {
-            let name = text(&h.name);
-            if name.eq_ignore_ascii_case("referer") {
+            let name = buf.get(h.name.clone()).unwrap_or_default();
+            if name.eq_ignore_ascii_case(b"referer") {
                 referer = text(&h.value);
-            } else if name.eq_ignore_ascii_case("user-agent") {
+            } else if name.eq_ignore_ascii_case(b"user-agent") {
                 user_agent = text(&h.value);
             }
             if with_headers {
-                headers.push((name, text(&h.value)));
+                headers.push((text(&h.name), text(&h.value)));
             }
         }
         Request {
@@ -197,10 +197,12 @@ impl Writer {
         })
     }
 
-    /// Writes what the workers handed over (they have flushed and exited) and stops.
+    /// Writes what the workers handed over (they have flushed and exited) and stops. (An
+    /// empty buffer is the stop mark: workers never send one.)
     pub fn finish(self) {
-        drop(self.tx);
-        let _ = self.thread.join();
+        if self.tx.send(Vec::new()).is_ok() {
+            let _ = self.thread.join();
+        }
     }
 
     /// A worker's logger.
@@ -214,12 +216,16 @@ impl Writer {
             dropped: Cell::new(0),
             reported: Cell::new(Instant::now()),
             count: Cell::new(0),
+            clock: RefCell::new(Clock::default()),
         }
     }
 }
 
 fn write_loop(rx: Receiver<Vec<u8>>, mut out: Box<dyn std::io::Write + Send>) {
     while let Ok(buf) = rx.recv() {
+        if buf.is_empty() {
+            return;
+        }
         if let Err(e) = out.write_all(&buf).and_then(|()| out.flush()) {
             tracing::error!(error = %e, "access log write failed");
         }
@@ -237,6 +243,7 @@ pub struct Logger {
     reported: Cell<Instant>,
     /// Requests seen by this worker (Traefik's `RequestCount` is per process; here per worker).
     count: Cell<u64>,
+    clock: RefCell<Clock>,
 }
 
 impl Logger {
@@ -254,7 +261,9 @@ impl Logger {
         {
             let mut buf = self.buf.borrow_mut();
             match self.config.format {
-                AccessLogFormat::Common => common(&mut buf, e, n, &self.config),
+                AccessLogFormat::Common => {
+                    common(&mut buf, e, n, &self.config, &mut self.clock.borrow_mut())
+                }
                 AccessLogFormat::Json => json(&mut buf, e, n, &self.config),
             }
         }
@@ -352,77 +361,196 @@ fn shown<'v>(config: &AccessLog, field: &str, value: &'v str) -> Option<&'v str>
     }
 }
 
+/// The `[02/Jan/2006:15:04:05 +0000]` part, formatted once per second.
+#[derive(Default)]
+pub struct Clock {
+    second: u64,
+    text: String,
+}
+
+impl Clock {
+    fn clf(&mut self, t: SystemTime) -> &str {
+        let secs = t.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
+        if secs != self.second || self.text.is_empty() {
+            let u = utc(t);
+            self.second = secs;
+            self.text.clear();
+            let _ = write!(
+                self.text,
+                "[{:02}/{}/{}:{:02}:{:02}:{:02} +0000]",
+                u.d,
+                MONTHS[(u.mo - 1) as usize],
+                u.y,
+                u.h,
+                u.mi,
+                u.s
+            );
+        }
+        &self.text
+    }
+}
+
+/// `v` or `-` when dropped or empty; `quote` wraps a present value in quotes.
+fn put(out: &mut Vec<u8>, v: Option<&str>, quote: bool) {
+    match v {
+        Some(s) if !s.is_empty() => {
+            if quote {
+                out.push(b'"');
+            }
+            out.extend_from_slice(s.as_bytes());
+            if quote {
+                out.push(b'"');
+            }
+        }
+        _ => out.push(b'-'),
+    }
+}
+
 /// Traefik's common format:
 /// `host - user [02/Jan/2006:15:04:05 -0700] "GET /p HTTP/1.1" 200 12 "referer" "agent" 1
 /// "router" "service URL" 3ms`.
-fn common(out: &mut Vec<u8>, e: &Entry<'_>, count: u64, config: &AccessLog) {
-    let t = utc(e.start);
-    let dash = |v: Option<&str>| match v {
-        Some(s) if !s.is_empty() => s.to_string(),
-        _ => "-".to_string(),
-    };
-    let quoted = |v: Option<&str>| match v {
-        Some(s) if !s.is_empty() => format!("\"{s}\""),
-        _ => "-".to_string(),
-    };
-    let ip = e.client.ip().to_string();
-    let mut line = String::with_capacity(256);
-    let _ = writeln!(
-        line,
-        "{} - {} [{:02}/{}/{}:{:02}:{:02}:{:02} +0000] \"{} {} {}\" {} {} \"{}\" \"{}\" {} {} {} {}ms",
-        dash(shown(config, "ClientHost", &ip)),
-        dash(shown(config, "ClientUsername", "")),
-        t.d,
-        MONTHS[(t.mo - 1) as usize],
-        t.y,
-        t.h,
-        t.mi,
-        t.s,
-        dash(shown(config, "RequestMethod", e.method)),
-        dash(shown(config, "RequestPath", e.uri)),
-        dash(shown(config, "RequestProtocol", e.protocol)),
-        e.status,
-        e.size,
-        if e.referer.is_empty() { "-" } else { e.referer },
-        if e.user_agent.is_empty() { "-" } else { e.user_agent },
-        count,
-        quoted(e.router.and_then(|r| shown(config, "RouterName", r))),
-        quoted(e.service_url.and_then(|u| shown(config, "ServiceURL", u))),
-        e.duration.as_millis(),
+fn common(out: &mut Vec<u8>, e: &Entry<'_>, count: u64, config: &AccessLog, clock: &mut Clock) {
+    use std::io::Write as _;
+    match config.field("ClientHost") {
+        FieldMode::Keep => {
+            let _ = write!(out, "{}", e.client.ip());
+        }
+        FieldMode::Redact => out.extend_from_slice(b"REDACTED"),
+        FieldMode::Drop => out.push(b'-'),
+    }
+    out.extend_from_slice(b" - ");
+    put(out, shown(config, "ClientUsername", ""), false);
+    out.push(b' ');
+    out.extend_from_slice(clock.clf(e.start).as_bytes());
+    out.extend_from_slice(b" \"");
+    put(out, shown(config, "RequestMethod", e.method), false);
+    out.push(b' ');
+    put(out, shown(config, "RequestPath", e.uri), false);
+    out.push(b' ');
+    put(out, shown(config, "RequestProtocol", e.protocol), false);
+    let _ = write!(out, "\" {} {} \"", e.status, e.size);
+    put(
+        out,
+        Some(e.referer).filter(|s| !s.is_empty()).or(Some("-")),
+        false,
     );
-    out.extend_from_slice(line.as_bytes());
+    out.extend_from_slice(b"\" \"");
+    put(
+        out,
+        Some(e.user_agent).filter(|s| !s.is_empty()).or(Some("-")),
+        false,
+    );
+    let _ = write!(out, "\" {count} ");
+    put(
+        out,
+        e.router.and_then(|r| shown(config, "RouterName", r)),
+        true,
+    );
+    out.push(b' ');
+    put(
+        out,
+        e.service_url.and_then(|u| shown(config, "ServiceURL", u)),
+        true,
+    );
+    let _ = writeln!(out, " {}ms", e.duration.as_millis());
 }
 
 /// A JSON string literal.
-fn js(out: &mut String, s: &str) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
+fn js(out: &mut Vec<u8>, s: &str) {
+    out.push(b'"');
+    let bytes = s.as_bytes();
+    let mut from = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let esc: &[u8] = match b {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0..=0x1f => b"",
+            _ => continue,
+        };
+        out.extend_from_slice(&bytes[from..i]);
+        if esc.is_empty() {
+            let _ = std::io::Write::write_fmt(out, format_args!("\\u{b:04x}"));
+        } else {
+            out.extend_from_slice(esc);
+        }
+        from = i + 1;
+    }
+    out.extend_from_slice(&bytes[from..]);
+    out.push(b'"');
+}
+
+/// Writes `"key":` with a comma before every key but the first.
+struct Obj<'o> {
+    out: &'o mut Vec<u8>,
+    first: bool,
+}
+
+impl Obj<'_> {
+    fn key(&mut self, k: &str) {
+        if !self.first {
+            self.out.push(b',');
+        }
+        self.first = false;
+        self.out.push(b'"');
+        self.out.extend_from_slice(k.as_bytes());
+        self.out.extend_from_slice(b"\":");
+    }
+
+    /// A string field, as its mode says.
+    fn text(&mut self, config: &AccessLog, k: &str, v: Option<&str>) {
+        let Some(v) = v else { return };
+        match config.field(k) {
+            FieldMode::Drop => {}
+            FieldMode::Redact => {
+                self.key(k);
+                js(self.out, "REDACTED");
             }
-            c => out.push(c),
+            FieldMode::Keep => {
+                self.key(k);
+                js(self.out, v);
+            }
         }
     }
-    out.push('"');
+
+    /// A string field formatted in place (`ClientAddr`, …), as its mode says.
+    fn display(&mut self, config: &AccessLog, k: &str, v: impl std::fmt::Display) {
+        match config.field(k) {
+            FieldMode::Drop => {}
+            FieldMode::Redact => {
+                self.key(k);
+                js(self.out, "REDACTED");
+            }
+            FieldMode::Keep => {
+                self.key(k);
+                let _ = std::io::Write::write_fmt(self.out, format_args!("\"{v}\""));
+            }
+        }
+    }
+
+    fn number(&mut self, config: &AccessLog, k: &str, v: u64) {
+        match config.field(k) {
+            FieldMode::Drop => {}
+            FieldMode::Redact => {
+                self.key(k);
+                js(self.out, "REDACTED");
+            }
+            FieldMode::Keep => {
+                self.key(k);
+                let _ = std::io::Write::write_fmt(self.out, format_args!("{v}"));
+            }
+        }
+    }
 }
 
 /// Traefik's JSON format: one object per line with its field names.
 fn json(out: &mut Vec<u8>, e: &Entry<'_>, count: u64, config: &AccessLog) {
     let t = utc(e.start);
-    let start = format!(
+    let start = format_args!(
         "{}-{:02}-{:02}T{:02}:{:02}:{:02}.{:09}Z",
         t.y, t.mo, t.d, t.h, t.mi, t.s, t.nanos
-    );
-    let now = utc(SystemTime::now());
-    let time = format!(
-        "{}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
-        now.y, now.mo, now.d, now.h, now.mi, now.s
     );
     let (req_host, req_port) = match e.host.rsplit_once(':') {
         Some((h, p))
@@ -434,31 +562,35 @@ fn json(out: &mut Vec<u8>, e: &Entry<'_>, count: u64, config: &AccessLog) {
         }
         _ => (e.host, "-"),
     };
-    let client_ip = e.client.ip().to_string();
-    let client_port = e.client.port().to_string();
-    let client_addr = e.client.to_string();
-    let service_addr = e.service_addr.map(|a| a.to_string());
-    let strings: [(&str, Option<&str>); 17] = [
-        ("ClientAddr", Some(&client_addr)),
-        ("ClientHost", Some(&client_ip)),
-        ("ClientPort", Some(&client_port)),
-        ("ClientUsername", Some("-")),
-        ("RequestAddr", Some(e.host)),
-        ("RequestHost", Some(req_host)),
-        ("RequestPort", Some(req_port)),
-        ("RequestMethod", Some(e.method)),
-        ("RequestPath", Some(e.uri)),
-        ("RequestProtocol", Some(e.protocol)),
-        ("RequestScheme", Some(if e.tls { "https" } else { "http" })),
-        ("RouterName", e.router),
-        ("ServiceName", e.service),
-        ("ServiceURL", e.service_url),
-        ("ServiceAddr", service_addr.as_deref()),
-        ("StartUTC", Some(&start)),
-        ("entryPointName", Some(e.entry_point)),
-    ];
+    out.push(b'{');
+    let mut o = Obj { out, first: true };
+    o.display(config, "ClientAddr", e.client);
+    o.display(config, "ClientHost", e.client.ip());
+    o.display(config, "ClientPort", e.client.port());
+    o.text(config, "ClientUsername", Some("-"));
+    o.text(config, "RequestAddr", Some(e.host));
+    o.text(config, "RequestHost", Some(req_host));
+    o.text(config, "RequestPort", Some(req_port));
+    o.text(config, "RequestMethod", Some(e.method));
+    o.text(config, "RequestPath", Some(e.uri));
+    o.text(config, "RequestProtocol", Some(e.protocol));
+    o.text(
+        config,
+        "RequestScheme",
+        Some(if e.tls { "https" } else { "http" }),
+    );
+    o.text(config, "RouterName", e.router);
+    o.text(config, "ServiceName", e.service);
+    o.text(config, "ServiceURL", e.service_url);
+    if let Some(a) = e.service_addr {
+        o.display(config, "ServiceAddr", a);
+    }
+    o.display(config, "StartUTC", start);
+    // The process runs in UTC unless told otherwise: the same instant as StartUTC.
+    o.display(config, "StartLocal", start);
+    o.text(config, "entryPointName", Some(e.entry_point));
     let overhead = e.duration.saturating_sub(e.origin_duration);
-    let numbers: [(&str, u64); 10] = [
+    for (k, v) in [
         ("DownstreamContentSize", e.size),
         ("DownstreamStatus", u64::from(e.status)),
         ("Duration", e.duration.as_nanos() as u64),
@@ -469,50 +601,16 @@ fn json(out: &mut Vec<u8>, e: &Entry<'_>, count: u64, config: &AccessLog) {
         ("RequestContentSize", e.request_size),
         ("RequestCount", count),
         ("RetryAttempts", u64::from(e.retries)),
-    ];
-    let mut line = String::with_capacity(768);
-    line.push('{');
-    let mut first = true;
-    let mut key = |line: &mut String, k: &str| {
-        if !first {
-            line.push(',');
-        }
-        first = false;
-        js(line, k);
-        line.push(':');
-    };
-    for (k, v) in strings {
-        let Some(v) = v else { continue };
-        if let Some(v) = shown(config, k, v) {
-            key(&mut line, k);
-            js(&mut line, v);
-        }
-    }
-    for (k, v) in numbers {
-        match config.field(k) {
-            FieldMode::Drop => {}
-            FieldMode::Redact => {
-                key(&mut line, k);
-                js(&mut line, "REDACTED");
-            }
-            FieldMode::Keep => {
-                key(&mut line, k);
-                let _ = write!(line, "{v}");
-            }
-        }
-    }
-    // StartLocal: the process runs in UTC unless told otherwise; same instant as StartUTC.
-    if let Some(v) = shown(config, "StartLocal", &start) {
-        key(&mut line, "StartLocal");
-        js(&mut line, v);
+    ] {
+        o.number(config, k, v);
     }
     for (name, value) in e.headers {
         match config.header(name) {
             FieldMode::Drop => {}
             mode => {
-                key(&mut line, &format!("request_{name}"));
+                o.key(&format!("request_{name}"));
                 js(
-                    &mut line,
+                    o.out,
                     if mode == FieldMode::Redact {
                         "REDACTED"
                     } else {
@@ -522,14 +620,20 @@ fn json(out: &mut Vec<u8>, e: &Entry<'_>, count: u64, config: &AccessLog) {
             }
         }
     }
-    key(&mut line, "level");
-    js(&mut line, "info");
-    key(&mut line, "msg");
-    js(&mut line, "");
-    key(&mut line, "time");
-    js(&mut line, &time);
-    line.push_str("}\n");
-    out.extend_from_slice(line.as_bytes());
+    o.key("level");
+    o.out.extend_from_slice(b"\"info\"");
+    o.key("msg");
+    o.out.extend_from_slice(b"\"\"");
+    let now = utc(SystemTime::now());
+    o.key("time");
+    let _ = std::io::Write::write_fmt(
+        o.out,
+        format_args!(
+            "\"{}-{:02}-{:02}T{:02}:{:02}:{:02}Z\"",
+            now.y, now.mo, now.d, now.h, now.mi, now.s
+        ),
+    );
+    o.out.extend_from_slice(b"}\n");
 }
 
 #[cfg(test)]
@@ -566,7 +670,13 @@ mod tests {
     #[test]
     fn common_format_is_traefiks() {
         let mut out = Vec::new();
-        common(&mut out, &entry(), 7, &AccessLog::default());
+        common(
+            &mut out,
+            &entry(),
+            7,
+            &AccessLog::default(),
+            &mut Clock::default(),
+        );
         assert_eq!(
             String::from_utf8(out).expect("utf8"),
             "10.0.0.7 - - [22/Nov/2026:15:04:05 +0000] \"GET /a?b=1 HTTP/1.1\" 200 12 \"-\" \
@@ -584,7 +694,7 @@ mod tests {
             .headers
             .insert("authorization".into(), FieldMode::Redact);
         let headers = vec![
-            ("X-Keep".to_string(), "yes".to_string()),
+            ("X-Keep".to_string(), "y\"e\\s\n\u{1}".to_string()),
             ("Authorization".to_string(), "secret".to_string()),
             ("X-Other".to_string(), "no".to_string()),
         ];
@@ -603,7 +713,7 @@ mod tests {
         assert_eq!(v["ServiceURL"], "http://127.0.0.1:9000");
         assert_eq!(v["StartUTC"], "2026-11-22T15:04:05.000000000Z");
         assert_eq!(v["entryPointName"], "web");
-        assert_eq!(v["request_X-Keep"], "yes");
+        assert_eq!(v["request_X-Keep"], "y\"e\\s\n\u{1}");
         assert_eq!(v["request_Authorization"], "REDACTED");
         assert!(v.get("request_X-Other").is_none());
         assert_eq!(v["level"], "info");
