@@ -1,4 +1,5 @@
-//! The byte relay after a `101 Switching Protocols` (WebSocket and other upgrades).
+//! The byte relay of TCP routers and of upgraded HTTP connections (`101 Switching
+//! Protocols`: WebSocket and others).
 
 use super::io::{read_append, write_from, IdleClock};
 use monoio::buf::{IoBuf, IoBufMut, IoVecBuf, IoVecBufMut};
@@ -10,10 +11,11 @@ use std::time::Duration;
 
 const TUNNEL_BUF: usize = 16 * 1024;
 
-/// Relays bytes both ways until both directions are closed or nothing moved either way for
-/// `idle` (zero: no limit).
-/// `pending` holds client bytes that arrived with the upgrade request. Each direction's EOF is
-/// forwarded as a half-close (shutdown of the write side).
+/// Relays bytes both ways through reused userspace buffers until both directions are closed,
+/// either side fails, or nothing moved either way for `idle` (zero: no limit). `pending`
+/// holds client bytes read already (sent first). Each direction's EOF is forwarded as a
+/// half-close (shutdown of the write side) and the other direction goes on; an error or the
+/// idle limit closes both.
 pub async fn relay<C: AsyncReadRent + AsyncWriteRent + Split>(
     client: &mut C,
     upstream: TcpStream,
@@ -28,37 +30,54 @@ pub async fn relay<C: AsyncReadRent + AsyncWriteRent + Split>(
         if !pending.is_empty() {
             let (r, _) = write_from(&mut uw, pending, 0).await;
             if r.is_err() {
-                return;
+                return false;
             }
         }
-        copy(&mut cr, &mut uw, clock).await;
-        let _ = uw.shutdown().await;
+        let clean = copy(&mut cr, &mut uw, clock).await;
+        if clean {
+            let _ = uw.shutdown().await;
+        }
+        clean
     };
     let down = async {
-        copy(&mut ur, &mut cw, clock).await;
-        let _ = cw.shutdown().await;
+        let clean = copy(&mut ur, &mut cw, clock).await;
+        if clean {
+            let _ = cw.shutdown().await;
+        }
+        clean
     };
-    monoio::join!(up, down);
+    let mut up = std::pin::pin!(up);
+    let mut down = std::pin::pin!(down);
+    monoio::select! {
+        clean = &mut up => if clean { down.await; },
+        clean = &mut down => if clean { up.await; },
+    }
 }
 
-async fn copy<R: AsyncReadRent, W: AsyncWriteRent>(r: &mut R, w: &mut W, clock: &IdleClock) {
+/// Copies until EOF (true) or an error or the idle limit (false).
+async fn copy<R: AsyncReadRent, W: AsyncWriteRent>(
+    r: &mut R,
+    w: &mut W,
+    clock: &IdleClock,
+) -> bool {
     let mut buf = Vec::with_capacity(TUNNEL_BUF);
     loop {
         buf.clear();
         let Some((res, b)) = clock.wait(read_append(r, buf, TUNNEL_BUF)).await else {
-            return;
+            return false;
         };
         buf = b;
         match res {
-            Ok(0) | Err(_) => return,
+            Ok(0) => return true,
+            Err(_) => return false,
             Ok(_) => {}
         }
         let Some((res, b)) = clock.wait(write_from(w, buf, 0)).await else {
-            return;
+            return false;
         };
         buf = b;
         if res.is_err() {
-            return;
+            return false;
         }
     }
 }
