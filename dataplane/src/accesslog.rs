@@ -499,9 +499,8 @@ impl Obj<'_> {
         self.out.extend_from_slice(b"\":");
     }
 
-    /// A string field, as its mode says.
-    fn text(&mut self, config: &AccessLog, k: &str, v: Option<&str>) {
-        let Some(v) = v else { return };
+    /// A field as its mode says: left out, `"REDACTED"`, or written by `value`.
+    fn field(&mut self, config: &AccessLog, k: &str, value: impl FnOnce(&mut Vec<u8>)) {
         match config.field(k) {
             FieldMode::Drop => {}
             FieldMode::Redact => {
@@ -510,38 +509,28 @@ impl Obj<'_> {
             }
             FieldMode::Keep => {
                 self.key(k);
-                js(self.out, v);
+                value(self.out);
             }
         }
     }
 
-    /// A string field formatted in place (`ClientAddr`, …), as its mode says.
-    fn display(&mut self, config: &AccessLog, k: &str, v: impl std::fmt::Display) {
-        match config.field(k) {
-            FieldMode::Drop => {}
-            FieldMode::Redact => {
-                self.key(k);
-                js(self.out, "REDACTED");
-            }
-            FieldMode::Keep => {
-                self.key(k);
-                let _ = std::io::Write::write_fmt(self.out, format_args!("\"{v}\""));
-            }
+    fn text(&mut self, config: &AccessLog, k: &str, v: Option<&str>) {
+        if let Some(v) = v {
+            self.field(config, k, |o| js(o, v));
         }
+    }
+
+    /// A string formatted in place (`ClientAddr`, …).
+    fn display(&mut self, config: &AccessLog, k: &str, v: impl std::fmt::Display) {
+        self.field(config, k, |o| {
+            let _ = std::io::Write::write_fmt(o, format_args!("\"{v}\""));
+        });
     }
 
     fn number(&mut self, config: &AccessLog, k: &str, v: u64) {
-        match config.field(k) {
-            FieldMode::Drop => {}
-            FieldMode::Redact => {
-                self.key(k);
-                js(self.out, "REDACTED");
-            }
-            FieldMode::Keep => {
-                self.key(k);
-                let _ = std::io::Write::write_fmt(self.out, format_args!("{v}"));
-            }
-        }
+        self.field(config, k, |o| {
+            let _ = std::io::Write::write_fmt(o, format_args!("{v}"));
+        });
     }
 }
 
