@@ -85,6 +85,29 @@ fn common_format_lines_name_the_router_and_service_and_go_to_the_file() {
         "{nowhere}"
     );
 
+    // logrotate: the file is moved away, SIGUSR1 reopens it, new lines go to a new file.
+    let rotated = dir.join("logs/access.log.1");
+    std::fs::rename(&file, &rotated).expect("rotate");
+    p.ringway.signal(libc::SIGUSR1);
+    let after = wait_for(Duration::from_secs(5), || {
+        let reply = raw_request(
+            p.addr,
+            b"GET /rotated HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\n\r\n",
+        );
+        assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+        std::thread::sleep(Duration::from_millis(150));
+        lines(&file)
+            .iter()
+            .any(|l| l.contains("/rotated"))
+            .then_some(())
+    });
+    assert!(
+        after.is_some(),
+        "no new file after SIGUSR1: {:?}",
+        lines(&rotated)
+    );
+    assert!(lines(&rotated).iter().any(|l| l.contains("/hello")));
+
     // A request just before SIGTERM is written before the process exits.
     let last = raw_request(
         p.addr,

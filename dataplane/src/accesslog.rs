@@ -13,6 +13,8 @@ use std::cell::{Cell, RefCell};
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -167,34 +169,56 @@ pub struct Writer {
     config: Arc<AccessLog>,
     tx: SyncSender<Vec<u8>>,
     thread: std::thread::JoinHandle<()>,
+    reopen: Arc<AtomicBool>,
+}
+
+/// Where the lines go: the file (reopened on request) or standard output.
+struct Output {
+    path: Option<PathBuf>,
+    out: Box<dyn std::io::Write + Send>,
+}
+
+fn open(path: &Option<PathBuf>) -> std::io::Result<Box<dyn std::io::Write + Send>> {
+    Ok(match path {
+        Some(path) => {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)?;
+            }
+            Box::new(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)?,
+            )
+        }
+        None => Box::new(std::io::stdout()),
+    })
 }
 
 impl Writer {
     /// Opens the file (or standard output) and starts the writer thread.
     pub fn start(config: AccessLog) -> std::io::Result<Writer> {
-        let out: Box<dyn std::io::Write + Send> = match &config.file_path {
-            Some(path) => {
-                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                    std::fs::create_dir_all(dir)?;
-                }
-                Box::new(
-                    std::fs::OpenOptions::new()
-                        .create(true)
-                        .append(true)
-                        .open(path)?,
-                )
-            }
-            None => Box::new(std::io::stdout()),
+        let output = Output {
+            out: open(&config.file_path)?,
+            path: config.file_path.clone(),
         };
         let (tx, rx) = sync_channel(CHANNEL);
+        let reopen = Arc::new(AtomicBool::new(false));
+        let flag = reopen.clone();
         let thread = std::thread::Builder::new()
             .name("access-log".into())
-            .spawn(move || write_loop(rx, out))?;
+            .spawn(move || write_loop(rx, output, &flag))?;
         Ok(Writer {
             config: Arc::new(config),
             tx,
             thread,
+            reopen,
         })
+    }
+
+    /// Reopens the file before the next write (SIGUSR1, after a log rotation moved it).
+    pub fn reopen(&self) {
+        self.reopen.store(true, Ordering::Release);
     }
 
     /// Writes what the workers handed over (they have flushed and exited) and stops. (An
@@ -221,11 +245,18 @@ impl Writer {
     }
 }
 
-fn write_loop(rx: Receiver<Vec<u8>>, mut out: Box<dyn std::io::Write + Send>) {
+fn write_loop(rx: Receiver<Vec<u8>>, mut output: Output, reopen: &AtomicBool) {
     while let Ok(buf) = rx.recv() {
         if buf.is_empty() {
             return;
         }
+        if reopen.swap(false, Ordering::AcqRel) && output.path.is_some() {
+            match open(&output.path) {
+                Ok(out) => output.out = out,
+                Err(e) => tracing::error!(error = %e, "cannot reopen the access log"),
+            }
+        }
+        let out = &mut output.out;
         if let Err(e) = out.write_all(&buf).and_then(|()| out.flush()) {
             tracing::error!(error = %e, "access log write failed");
         }

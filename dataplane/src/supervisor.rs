@@ -8,7 +8,7 @@ use crate::worker::{self, WorkerSpec};
 use futures_channel::oneshot;
 use ringway_shared::config::static_config::{EntryPoint, StaticConfig};
 use ringway_shared::table::RouteTable;
-use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::consts::{SIGINT, SIGTERM, SIGUSR1};
 use signal_hook::iterator::Signals;
 use std::sync::Arc;
 use std::thread;
@@ -126,14 +126,26 @@ pub fn run(cfg: StaticConfig, args: Vec<String>) -> i32 {
 
     let link = ControlLink::start(args, slot, generated);
 
-    let mut signals = match Signals::new([SIGTERM, SIGINT]) {
+    let mut signals = match Signals::new([SIGTERM, SIGINT, SIGUSR1]) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("ringway: cannot install signal handlers: {e}");
             return 1;
         }
     };
-    let signal = signals.forever().next().unwrap_or(SIGTERM);
+    // SIGUSR1 reopens the access log (after logrotate moved it), as in Traefik.
+    let signal = signals
+        .forever()
+        .find(|&s| {
+            if s == SIGUSR1 {
+                if let Some(w) = &access_log {
+                    w.reopen();
+                }
+                return false;
+            }
+            true
+        })
+        .unwrap_or(SIGTERM);
     tracing::info!(signal, "shutting down gracefully");
     crate::shutdown::set_terminating();
 
