@@ -315,18 +315,6 @@ fn send_table(
     }
     *generation += 1;
     table.generation = *generation;
-    let (added, removed, changed) = router_changes(last_sent.as_ref(), &table);
-    tracing::info!(
-        generation = *generation,
-        routers = table.routers.len(),
-        routers_added = added,
-        routers_removed = removed,
-        routers_changed = changed,
-        services = table.services.len(),
-        tcp_routers = table.tcp_routers.len(),
-        certificates = table.tls.certificates.len(),
-        "pushing configuration ({why})"
-    );
     sent_times.insert(*generation, Instant::now());
     let payload = match TablePayload::encode(&table) {
         Ok(p) => p,
@@ -339,6 +327,19 @@ fn send_table(
         tracing::error!("data plane is gone");
         return Sent::Gone;
     }
+    // Counted while the data plane compiles, not before sending.
+    let (added, removed, changed) = router_changes(last_sent.as_ref(), &table);
+    tracing::info!(
+        generation = *generation,
+        routers = table.routers.len(),
+        routers_added = added,
+        routers_removed = removed,
+        routers_changed = changed,
+        services = table.services.len(),
+        tcp_routers = table.tcp_routers.len(),
+        certificates = table.tls.certificates.len(),
+        "pushing configuration ({why})"
+    );
     let g = *generation;
     *last_sent = Some(table);
     Sent::Pushed(g)
