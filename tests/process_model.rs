@@ -11,7 +11,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use support::{
-    http_get, is_alive, lb_service, router, wait_until, Conn, Origin, Proxy, Ringway, StopOnDrop,
+    http_get, is_alive, lb_service, router, wait_for, wait_until, Conn, Origin, Proxy, Ringway,
+    StopOnDrop,
 };
 
 /// Upper bound on the requests the load threads send, whatever happens.
@@ -264,13 +265,15 @@ fn sigterm_drains_in_flight_requests_and_exits_zero() {
 }
 
 #[test]
-fn starts_with_no_arguments_on_port_8000() {
-    match TcpListener::bind("0.0.0.0:8000") {
-        Ok(l) => drop(l),
-        Err(e) => panic!(
-            "this test needs port 8000 free (ringway's default entry point :8000) but it is \
-             taken on this machine: {e}"
-        ),
+fn starts_with_no_arguments_on_port_8000_with_the_dashboard_on_loopback() {
+    for port in ["0.0.0.0:8000", "127.0.0.1:8080"] {
+        match TcpListener::bind(port) {
+            Ok(l) => drop(l),
+            Err(e) => panic!(
+                "this test needs {port} free (ringway's embedded default: web on :8000, \
+                 dashboard on 127.0.0.1:8080) but it is taken on this machine: {e}"
+            ),
+        }
     }
     let no_args: [&str; 0] = [];
     let rw = Ringway::start(&no_args);
@@ -280,6 +283,22 @@ fn starts_with_no_arguments_on_port_8000() {
         "stdout does not mention :8000 within 5 s\n{}",
         rw.logs()
     );
+    assert!(
+        wait_until(Duration::from_secs(5), || rw
+            .stdout()
+            .contains("dashboard on http://127.0.0.1:8080/dashboard/")),
+        "stdout does not say where the dashboard is\n{}",
+        rw.logs()
+    );
+    let dashboard = SocketAddr::from(([127, 0, 0, 1], 8080));
+    let page = wait_for(Duration::from_secs(10), || {
+        let r = http_get(dashboard, "localhost", "/dashboard/").ok()?;
+        (r.status == 200).then_some(r)
+    })
+    .unwrap_or_else(|| panic!("no dashboard on 127.0.0.1:8080\n{}", rw.logs()));
+    assert!(page.text().contains("ringway dashboard"));
+    let ping = http_get(dashboard, "localhost", "/ping").expect("ping");
+    assert_eq!((ping.status, ping.text().as_str()), (200, "OK"));
     rw.signal(libc::SIGTERM);
     let status = rw
         .wait_exit(Duration::from_secs(10))

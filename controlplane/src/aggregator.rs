@@ -81,7 +81,8 @@ use ringway_shared::config::static_config::EntryPointTls;
 use ringway_shared::config::{ConfigError, DynamicConfig, Node, StaticConfig};
 use ringway_shared::rule::{self, RuleKind};
 use ringway_shared::table::{
-    MiddlewareSpec, RedirectSpec, RetrySpec, RouterSpec, ServiceId, TableSpec, TlsOptionsSpec,
+    InternalService, MiddlewareSpec, RedirectSpec, RetrySpec, RouterSpec, ServiceId, ServiceKind,
+    ServiceSpec, TableSpec, TlsOptionsSpec,
 };
 use services::Services;
 use std::borrow::Cow;
@@ -105,6 +106,8 @@ pub struct Resolution {
     pub routers: Vec<RouterStatus>,
     /// Every service, valid or not, sorted by qualified name.
     pub services: Vec<ServiceStatus>,
+    /// Every HTTP middleware, sorted by qualified name.
+    pub middlewares: Vec<MiddlewareStatus>,
     /// Faults: each disabled a router, a service or a server.
     pub errors: Vec<ConfigError>,
     /// Settings accepted but not implemented yet, ignored (`tcp`, `healthCheck`, …).
@@ -123,12 +126,34 @@ pub struct RouterStatus {
     pub priority: i64,
     /// The entry points it is attached to (valid ones only).
     pub entry_points: Vec<String>,
+    /// The entry points as configured (the default ones when none is).
+    pub declared_entry_points: Vec<String>,
     /// Qualified service name.
     pub service: String,
     pub enabled: bool,
     pub errors: Vec<String>,
     /// The middlewares the data plane applies, in order.
     pub middlewares: Vec<MiddlewareSpec>,
+    /// The middlewares as configured, qualified (for the API).
+    pub middleware_names: Vec<String>,
+    /// The `tls` section as configured.
+    pub tls: Option<RouterTlsConfig>,
+    /// A TCP router (`tcp.routers`), and whether it passes TLS through.
+    pub tcp: bool,
+    pub passthrough: bool,
+}
+
+/// A middleware as the API reports it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MiddlewareStatus {
+    /// Qualified: `name@provider`.
+    pub name: String,
+    pub provider: String,
+    /// `redirectScheme`, …
+    pub kind: &'static str,
+    pub config: Node,
+    /// Why routers using it are disabled (unsupported or invalid).
+    pub error: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -199,7 +224,15 @@ pub fn resolve(
             );
         }
     }
-    let services = Services::build(&raw, resolve_addr, &mut out);
+    let mut services = Services::build(&raw, resolve_addr, &mut out);
+    let noop_used = providers.iter().any(|p| {
+        p.config
+            .http
+            .routers
+            .values()
+            .any(|r| r.service == "noop@internal")
+    });
+    add_internal_services(static_cfg, noop_used, &mut services, &mut out);
 
     let middlewares: HashMap<String, (&'static str, Result<MiddlewareSpec, String>)> = providers
         .iter()
@@ -211,6 +244,21 @@ pub fn resolve(
                 .map(|(name, m)| (qualify(name, &p.provider), (m.kind, middleware_spec(m))))
         })
         .collect();
+    for p in providers {
+        for (name, m) in &p.config.http.middlewares {
+            let q = qualify(name, &p.provider);
+            out.middlewares.push(MiddlewareStatus {
+                error: middlewares
+                    .get(&q)
+                    .and_then(|(_, r)| r.as_ref().err().cloned()),
+                name: q,
+                provider: p.provider.clone(),
+                kind: m.kind,
+                config: m.config.clone(),
+            });
+        }
+    }
+    out.middlewares.sort_by(|a, b| a.name.cmp(&b.name));
     let cx = RouterContext {
         service_ids: &services.ids,
         middlewares: &middlewares,
@@ -276,10 +324,134 @@ pub fn resolve(
             }
         }
     }
+    add_internal_routers(static_cfg, &services.ids, &mut out);
     out.table.services = services.specs;
     out.table.tls.sni_options = host_options.into_specs(&tls_options);
     out
 }
+
+/// Traefik's internal services that the static configuration turns on.
+/// `noop@internal` only when a router uses it.
+fn internal_services(
+    static_cfg: &StaticConfig,
+    noop_used: bool,
+) -> Vec<(&'static str, InternalService)> {
+    let mut out = Vec::new();
+    if noop_used {
+        out.push(("noop@internal", InternalService::Noop));
+    }
+    if let Some(api) = &static_cfg.api {
+        out.push(("api@internal", InternalService::Api));
+        if api.dashboard {
+            out.push(("dashboard@internal", InternalService::Dashboard));
+        }
+    }
+    if static_cfg.metrics.is_some() {
+        out.push(("prometheus@internal", InternalService::Prometheus));
+    }
+    if let Some(p) = static_cfg.ping_manual {
+        out.push((
+            "ping@internal",
+            InternalService::Ping {
+                terminating_status: p.terminating_status,
+            },
+        ));
+    }
+    out
+}
+
+fn add_internal_services(
+    static_cfg: &StaticConfig,
+    noop_used: bool,
+    services: &mut Services,
+    out: &mut Resolution,
+) {
+    for (name, kind) in internal_services(static_cfg, noop_used) {
+        services
+            .ids
+            .insert(name.to_string(), ServiceId(services.specs.len() as u32));
+        services.specs.push(ServiceSpec {
+            name: name.to_string(),
+            kind: ServiceKind::Internal(kind),
+        });
+        out.services.push(ServiceStatus {
+            name: name.to_string(),
+            provider: "internal".to_string(),
+            kind: "",
+            enabled: true,
+            servers: Vec::new(),
+            errors: Vec::new(),
+        });
+    }
+}
+
+/// The routers Traefik makes itself: `api@internal` and `dashboard@internal` with
+/// `api.insecure`, `prometheus@internal` unless `metrics.prometheus.manualRouting`.
+fn add_internal_routers(
+    static_cfg: &StaticConfig,
+    ids: &HashMap<String, ServiceId>,
+    out: &mut Resolution,
+) {
+    let mut routers = Vec::new();
+    if let Some(api) = static_cfg.api.as_ref().filter(|a| a.insecure) {
+        let base = &api.base_path;
+        routers.push((
+            "api@internal",
+            format!("PathPrefix(`{base}/api`)"),
+            i64::MAX - 1,
+            INTERNAL_ENTRY_POINT,
+        ));
+        if api.dashboard {
+            routers.push((
+                "dashboard@internal",
+                format!("PathPrefix(`{base}/`)"),
+                i64::MAX - 2,
+                INTERNAL_ENTRY_POINT,
+            ));
+        }
+    }
+    if let Some(m) = static_cfg.metrics.as_ref().filter(|m| !m.manual_routing) {
+        routers.push((
+            "prometheus@internal",
+            "PathPrefix(`/metrics`)".to_string(),
+            i64::MAX,
+            m.entry_point.as_str(),
+        ));
+    }
+    for (name, rule, priority, ep) in routers {
+        let Some(&service) = ids.get(name) else {
+            continue;
+        };
+        out.table.routers.push(RouterSpec {
+            name: name.to_string(),
+            entry_points: vec![ep.to_string()],
+            rule: rule.clone(),
+            priority,
+            service,
+            tls: false,
+            middlewares: Vec::new(),
+        });
+        out.routers.push(RouterStatus {
+            name: name.to_string(),
+            provider: "internal".to_string(),
+            rule,
+            priority,
+            entry_points: vec![ep.to_string()],
+            declared_entry_points: vec![ep.to_string()],
+            service: name.to_string(),
+            enabled: true,
+            errors: Vec::new(),
+            middlewares: Vec::new(),
+            middleware_names: Vec::new(),
+            tls: None,
+            tcp: false,
+            passthrough: false,
+        });
+    }
+}
+
+/// Traefik's internal entry point (API, dashboard, metrics by default).
+const INTERNAL_ENTRY_POINT: &str = "traefik";
 
 /// Traefik's entry point models (`entryPoints.<n>.http.tls`): a router gets the TLS settings
 /// of its entry points that have a model when it has none of its own; a router on several
@@ -592,10 +764,14 @@ impl RouterContext<'_> {
                 &mut errors,
                 "the service is missing on the router".to_string(),
             );
-        } else if service.ends_with("@internal") {
+        } else if service.ends_with("@internal") && !self.service_ids.contains_key(&service) {
             fatal(
                 &mut errors,
-                format!("internal service {service:?} is not supported yet"),
+                format!(
+                    "internal service {service:?} is not enabled: api@internal and \
+                     dashboard@internal need `api`, prometheus@internal `metrics.prometheus`, \
+                     ping@internal `ping.manualRouting`"
+                ),
             );
         } else if !self.service_ids.contains_key(&service) {
             fatal(
@@ -637,7 +813,16 @@ impl RouterContext<'_> {
             entry_points,
             service,
             enabled: !disabled,
+            declared_entry_points: if r.entry_points.is_empty() {
+                self.default_eps.clone()
+            } else {
+                r.entry_points.clone()
+            },
             middlewares: specs,
+            middleware_names: r.middlewares.iter().map(|m| qualify(m, provider)).collect(),
+            tls: r.tls.clone(),
+            tcp: false,
+            passthrough: false,
             errors,
         }
     }

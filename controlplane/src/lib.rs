@@ -6,6 +6,7 @@
 
 pub mod acme;
 pub mod aggregator;
+pub mod api;
 pub mod check;
 pub mod kv;
 pub mod providers;

@@ -129,6 +129,7 @@ async fn main_loop(
     }
     drop(events_tx);
 
+    let api = crate::api::Api::start(&cfg);
     let (acme_tx, mut acme_events) = mpsc::unbounded_channel::<()>();
     let acme = crate::acme::Acme::start(&cfg, acme_tx);
     // With ACME resolvers, the table from the providers is kept to lay certificates and
@@ -178,7 +179,12 @@ async fn main_loop(
                 let revision = acme.overlay(&mut table);
                 match send_table(table, &mut last_sent, &mut generation, &to_data, &mut sent_times, "ACME certificates or challenges changed") {
                     Sent::Unchanged => acme.live(revision),
-                    Sent::Pushed(g) => { revisions.insert(g, revision); }
+                    Sent::Pushed(g) => {
+                        revisions.insert(g, revision);
+                        if let (Some(api), Some(t)) = (&api, &last_sent) {
+                            api.pushed(t);
+                        }
+                    }
                     Sent::Skipped => {}
                     Sent::Gone => return,
                 }
@@ -199,15 +205,26 @@ async fn main_loop(
                         acme.live(revision);
                     }
                     let propagation = sent_times.remove(&g).map(|t| t.elapsed().as_micros() as u64);
+                    if let Some(api) = &api {
+                        api.reloaded(true);
+                    }
                     tracing::info!(generation = g, apply_micros, propagation_micros = propagation, "table live on the data plane");
                 }
                 Some(DataToControl::Nack { generation: g, error }) => {
                     sent_times.remove(&g);
+                    if let Some(api) = &api {
+                        api.reloaded(false);
+                    }
                     tracing::error!(generation = g, %error, "data plane refused the table");
                 }
                 Some(DataToControl::Shutdown) | None => {
                     tracing::debug!("data plane asked to stop");
                     return;
+                }
+                Some(DataToControl::Stats(stats)) => {
+                    if let Some(api) = &api {
+                        api.stats(*stats);
+                    }
                 }
                 Some(DataToControl::Welcome { .. }) => {}
             },
@@ -237,7 +254,7 @@ async fn main_loop(
                 let providers_now: Vec<ProviderConfig> = providers;
                 cert_watch.update(crate::tls::cert_files(&providers_now));
                 configs = providers_now.into_iter().map(|p| (p.provider.clone(), p)).collect();
-                let resolution = match resolved {
+                let mut resolution = match resolved {
                     Ok(r) => r,
                     Err(_) => {
                         tracing::error!("configuration resolution failed (a bug: please report it); keeping the last table");
@@ -260,6 +277,9 @@ async fn main_loop(
                     last_errors = messages;
                 }
                 acme.want(&resolution.cert_requests);
+                if let Some(api) = &api {
+                    api.resolved(&mut resolution);
+                }
                 let mut table = resolution.table;
                 let mut revision = None;
                 if acme.has_resolvers() {
@@ -275,6 +295,9 @@ async fn main_loop(
                     }
                     Sent::Pushed(g) => {
                         tracing::debug!(generation = g, resolve_micros, "resolved");
+                        if let (Some(api), Some(t)) = (&api, &last_sent) {
+                            api.pushed(t);
+                        }
                         if let Some(r) = revision {
                             revisions.insert(g, r);
                         }

@@ -6,10 +6,14 @@
 use crate::health::{Health, Probe};
 use crate::snapshot::{Published, TableSlot};
 use ipc_channel::ipc::{IpcOneShotServer, IpcReceiver, IpcSender};
-use ringway_shared::ipc::{ControlToData, DataToControl, PROTOCOL_VERSION, SERVER_ENV};
+use ringway_shared::ipc::{
+    ControlToData, DataToControl, API_SOCKET_ENV, PROTOCOL_VERSION, SERVER_ENV,
+};
+use ringway_shared::stats::Stats;
 use ringway_shared::table::{RouteTable, TableSpec};
 use rustls::sign::CertifiedKey;
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::process::{Child, Command};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
@@ -29,6 +33,28 @@ pub struct ControlLink {
     /// Pid of the running control plane (0: none), to kill it if it ignores the shutdown.
     child_pid: Arc<AtomicU32>,
     thread: Option<thread::JoinHandle<()>>,
+    health: Option<Arc<Health>>,
+}
+
+/// Sends the workers' counters to the control plane (when one is connected).
+pub struct StatsSink {
+    reply: Arc<Mutex<Option<IpcSender<DataToControl>>>>,
+    health: Option<Arc<Health>>,
+}
+
+impl StatsSink {
+    /// Sends `stats` with the health-checked servers' states; dropped while no control plane
+    /// is connected (the next second's counters include everything).
+    pub fn send(&self, mut stats: Stats) {
+        if let Some(h) = &self.health {
+            stats.servers = h.states();
+        }
+        if let Ok(guard) = self.reply.lock() {
+            if let Some(tx) = guard.as_ref() {
+                let _ = tx.send(DataToControl::Stats(Box::new(stats)));
+            }
+        }
+    }
 }
 
 impl ControlLink {
@@ -37,6 +63,7 @@ impl ControlLink {
         args: Vec<String>,
         slot: Arc<TableSlot>,
         generated: Arc<CertifiedKey>,
+        api_socket: Option<PathBuf>,
     ) -> ControlLink {
         let stop = Arc::new(AtomicBool::new(false));
         let reply = Arc::new(Mutex::new(None));
@@ -48,7 +75,11 @@ impl ControlLink {
             stop: stop.clone(),
             reply: reply.clone(),
             child_pid: child_pid.clone(),
-            compiler: Compiler { generated, health },
+            compiler: Compiler {
+                generated,
+                health: health.clone(),
+            },
+            api_socket,
         };
         let thread = thread::Builder::new()
             .name("control-link".into())
@@ -60,6 +91,15 @@ impl ControlLink {
             reply,
             child_pid,
             thread,
+            health,
+        }
+    }
+
+    /// Where the workers' counters go.
+    pub fn stats_sink(&self) -> StatsSink {
+        StatsSink {
+            reply: self.reply.clone(),
+            health: self.health.clone(),
         }
     }
 
@@ -97,6 +137,7 @@ struct Shared {
     reply: Arc<Mutex<Option<IpcSender<DataToControl>>>>,
     child_pid: Arc<AtomicU32>,
     compiler: Compiler,
+    api_socket: Option<PathBuf>,
 }
 
 /// Builds what the workers use from a table: routes, TLS acceptor, health-check flags.
@@ -113,13 +154,14 @@ fn run(args: Vec<String>, slot: Arc<TableSlot>, shared: Shared) {
         reply: reply_slot,
         child_pid,
         compiler,
+        api_socket,
     } = shared;
     let mut backoff = BACKOFF_MIN;
     let mut last_generation = slot.generation();
     while !stop.load(Ordering::SeqCst) {
         let started = Instant::now();
         match session(
-            &args,
+            (&args, api_socket.as_deref()),
             &slot,
             &stop,
             &reply_slot,
@@ -152,8 +194,9 @@ fn run(args: Vec<String>, slot: Arc<TableSlot>, shared: Shared) {
 }
 
 /// One control-plane process from spawn to exit.
+/// `(args, api_socket)`: what the control plane is started with.
 fn session(
-    args: &[String],
+    (args, api_socket): (&[String], Option<&std::path::Path>),
     slot: &TableSlot,
     stop: &AtomicBool,
     reply_slot: &Mutex<Option<IpcSender<DataToControl>>>,
@@ -164,10 +207,15 @@ fn session(
     let (server, name) = IpcOneShotServer::<ControlToData>::new()
         .map_err(|e| format!("cannot create IPC server: {e}"))?;
     let exe = std::env::current_exe().map_err(|e| format!("cannot find own executable: {e}"))?;
-    let mut child = Command::new(exe)
+    let mut command = Command::new(exe);
+    command
         .arg("controlplane")
         .args(args)
-        .env(SERVER_ENV, &name)
+        .env(SERVER_ENV, &name);
+    if let Some(socket) = api_socket {
+        command.env(API_SOCKET_ENV, socket);
+    }
+    let mut child = command
         .spawn()
         .map_err(|e| format!("cannot spawn the control plane: {e}"))?;
     let pid = child.id();

@@ -88,6 +88,20 @@ impl Health {
         flag
     }
 
+    /// Every probed server and whether it is up.
+    pub fn states(&self) -> Vec<ringway_shared::stats::ServerState> {
+        let Ok(cur) = self.current.lock() else {
+            return Vec::new();
+        };
+        cur.values()
+            .map(|p| ringway_shared::stats::ServerState {
+                service: p.service.clone(),
+                url: p.url.clone(),
+                up: p.flag.load(Ordering::Relaxed),
+            })
+            .collect()
+    }
+
     /// Makes `next` the set of probes (after its table went live).
     pub fn apply(&self, next: HashMap<Key, Probe>) {
         let list = next.values().cloned().collect();

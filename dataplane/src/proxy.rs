@@ -2,6 +2,7 @@
 //! over a pooled upstream connection, stream the body both ways, repeat while kept alive.
 
 mod body;
+mod internal;
 mod io;
 mod ping;
 mod prefixed;
@@ -27,8 +28,9 @@ use monoio::net::TcpStream;
 pub use prefixed::Prefixed;
 use ringway_shared::config::static_config::EntryPoint;
 use ringway_shared::rule::{HeaderSource, RequestView};
+use ringway_shared::stats;
 use ringway_shared::table::{
-    AcmeHttp, MiddlewareSpec, RedirectSpec, RetrySpec, ServerSpec, TcpTls,
+    AcmeHttp, CompiledService, MiddlewareSpec, RedirectSpec, RetrySpec, ServerSpec, TcpTls,
 };
 use ringway_shared::tcp_rule::TcpRequest;
 pub use splice::PipePool;
@@ -370,20 +372,45 @@ async fn handle_request<C: Downstream>(
     ep: &EntryPoint,
     w: &Rc<WorkerCtx>,
 ) -> bool {
-    let Some(log) = &w.access_log else {
+    let log = w.access_log.as_ref();
+    if log.is_none() && w.metrics.is_none() {
         let mut obs = Observed::default();
         return route_request(client, peer, rbuf, head, ep, w, &mut obs).await;
-    };
+    }
     let start = std::time::SystemTime::now();
     let t0 = Instant::now();
-    let req = accesslog::Request::capture(head, rbuf, log.config().logs_headers());
+    let req = log.map(|log| accesslog::Request::capture(head, rbuf, log.config().logs_headers()));
+    let method = stats::method_name(head.method(rbuf));
+    let request_bytes = head.head_len as u64
+        + match head.framing {
+            Framing::Length(n) => n,
+            _ => 0,
+        };
     let mut obs = Observed {
         enabled: true,
         ..Observed::default()
     };
     let keep = route_request(client, peer, rbuf, head, ep, w, &mut obs).await;
-    if !obs.internal {
-        log.log(&req.entry(start, t0.elapsed(), peer, client.is_tls(), ep, &obs));
+    if obs.internal {
+        return keep;
+    }
+    let duration = t0.elapsed();
+    if let (Some(m), true) = (&w.metrics, obs.status != 0) {
+        m.borrow_mut().record(&stats::Observation {
+            entry_point: &ep.name,
+            router: obs.router.as_deref(),
+            service: obs.service.as_deref(),
+            method,
+            websocket: obs.status == 101,
+            code: obs.status,
+            duration,
+            request_bytes,
+            response_bytes: obs.size,
+            retries: obs.retries,
+        });
+    }
+    if let (Some(log), Some(req)) = (log, req) {
+        log.log(&req.entry(start, duration, peer, client.is_tls(), ep, &obs));
     }
     keep
 }
@@ -501,6 +528,22 @@ async fn route_request<C: Downstream>(
             }
             MiddlewareSpec::Retry(spec) => retry = Some(*spec),
         }
+    }
+    if let Some(CompiledService::Internal { kind, .. }) = snap.table().service(router.service) {
+        // Not counted in metrics nor logged (Traefik's `addInternals` is off by default).
+        obs.internal = true;
+        let terminating = crate::shutdown::terminating() || w.shutdown.is_fired();
+        let close = has_body || !head.keep_alive;
+        let bytes = internal::response(
+            *kind,
+            rbuf,
+            head,
+            w.api_socket.as_deref(),
+            terminating,
+            close,
+        )
+        .await;
+        return respond_bytes(client, rbuf, head, bytes, close).await;
     }
     let service = router.service;
     let target = Target {

@@ -119,7 +119,7 @@ impl Snapshot {
                     Some(i) => service = children[i],
                     None => return Pick::NoServer,
                 },
-                None => return Pick::NoServer,
+                Some(CompiledService::Internal { .. }) | None => return Pick::NoServer,
             }
         }
         Pick::NoServer

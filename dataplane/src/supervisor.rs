@@ -1,12 +1,13 @@
 //! The data-plane process: static config, listeners, workers, the control-plane link, signals
 //! and graceful shutdown.
 
-use crate::control_link::ControlLink;
+use crate::control_link::{ControlLink, StatsSink};
 use crate::listener::bind_reuseport;
 use crate::snapshot::{Published, TableSlot};
-use crate::worker::{self, WorkerSpec};
+use crate::worker::{self, MetricsSpec, WorkerSpec};
 use futures_channel::oneshot;
-use ringway_shared::config::static_config::{EntryPoint, StaticConfig};
+use ringway_shared::config::static_config::{EntryPoint, StaticConfig, DEFAULT_BUCKETS};
+use ringway_shared::stats::Stats;
 use ringway_shared::table::RouteTable;
 use signal_hook::consts::{SIGINT, SIGTERM, SIGUSR1};
 use signal_hook::iterator::Signals;
@@ -54,6 +55,21 @@ pub fn run(cfg: StaticConfig, args: Vec<String>) -> i32 {
             per_worker[i].push((ep.clone(), l));
         }
     }
+    if let (Some(api), Some(ep)) = (
+        cfg.api.as_ref().filter(|a| a.insecure && a.dashboard),
+        per_worker
+            .first()
+            .and_then(|l| l.iter().find(|(ep, _)| ep.name == "traefik")),
+    ) {
+        let mut addr = ep.0.address;
+        if addr.ip().is_unspecified() {
+            addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+        }
+        println!(
+            "ringway: dashboard on http://{addr}{}/dashboard/ (API on http://{addr}{}/api/)",
+            api.base_path, api.base_path
+        );
+    }
     let driver = if monoio::utils::detect_uring() {
         "io_uring"
     } else {
@@ -93,6 +109,25 @@ pub fn run(cfg: StaticConfig, args: Vec<String>) -> i32 {
             return 1;
         }
     };
+    // The API, the dashboard and the metrics are served by the control plane on a unix
+    // socket in a directory only this user can enter.
+    let api_dir = if cfg.api.is_some() || cfg.metrics.is_some() {
+        match private_dir() {
+            Ok(d) => Some(d),
+            Err(e) => {
+                eprintln!("ringway: cannot create the control plane's socket directory: {e}");
+                return 1;
+            }
+        }
+    } else {
+        None
+    };
+    let api_socket = api_dir.as_ref().map(|d| d.join("api.sock"));
+    let bounds = cfg
+        .metrics
+        .as_ref()
+        .map_or_else(|| DEFAULT_BUCKETS.to_vec(), |m| m.buckets.clone());
+    let (stats_tx, stats_rx) = std::sync::mpsc::channel();
     let mut drains = Vec::with_capacity(workers);
     let mut handles = Vec::with_capacity(workers);
     for (id, listeners) in per_worker.into_iter().enumerate() {
@@ -107,6 +142,11 @@ pub fn run(cfg: StaticConfig, args: Vec<String>) -> i32 {
             server_name: server_name.clone(),
             drain: rx,
             access_log: access_log.as_ref().map(crate::accesslog::Writer::logger),
+            metrics: api_socket.as_ref().map(|_| MetricsSpec {
+                bounds: bounds.clone(),
+                to_stats: stats_tx.clone(),
+            }),
+            api_socket: api_socket.clone(),
         };
         let h = thread::Builder::new()
             .name(format!("worker-{id}"))
@@ -124,7 +164,17 @@ pub fn run(cfg: StaticConfig, args: Vec<String>) -> i32 {
         }
     }
 
-    let link = ControlLink::start(args, slot, generated);
+    drop(stats_tx);
+    let link = ControlLink::start(args, slot, generated, api_socket);
+    if api_dir.is_some() {
+        let sink = link.stats_sink();
+        let started = thread::Builder::new()
+            .name("stats".into())
+            .spawn(move || collect_stats(stats_rx, workers, sink));
+        if let Err(e) = started {
+            tracing::error!(error = %e, "cannot start the stats thread; metrics stay empty");
+        }
+    }
 
     let mut signals = match Signals::new([SIGTERM, SIGINT, SIGUSR1]) {
         Ok(s) => s,
@@ -174,6 +224,53 @@ pub fn run(cfg: StaticConfig, args: Vec<String>) -> i32 {
     if let Some(w) = access_log {
         w.finish();
     }
+    if let Some(d) = api_dir {
+        let _ = std::fs::remove_dir_all(d);
+    }
     tracing::info!("stopped");
     0
+}
+
+/// `$XDG_RUNTIME_DIR/ringway-<pid>` (else under the temporary directory), mode 0700.
+fn private_dir() -> std::io::Result<std::path::PathBuf> {
+    use std::os::unix::fs::DirBuilderExt;
+    let base = std::env::var_os("XDG_RUNTIME_DIR")
+        .filter(|d| !d.is_empty())
+        .map(std::path::PathBuf::from)
+        .filter(|d| d.is_dir())
+        .unwrap_or_else(std::env::temp_dir);
+    let dir = base.join(format!("ringway-{}", std::process::id()));
+    // A leftover of a process that had this pid.
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::DirBuilder::new().mode(0o700).create(&dir)?;
+    Ok(dir)
+}
+
+/// Sums the workers' latest counters and sends them to the control plane once every worker
+/// has reported since the last time (about every second), or after a second and a half when
+/// one is late, until every worker is gone.
+fn collect_stats(rx: std::sync::mpsc::Receiver<(usize, Stats)>, workers: usize, sink: StatsSink) {
+    let mut latest: std::collections::BTreeMap<usize, Stats> = Default::default();
+    let mut fresh = std::collections::BTreeSet::new();
+    let mut sent = std::time::Instant::now();
+    loop {
+        match rx.recv_timeout(crate::worker::STATS_EVERY / 2) {
+            Ok((id, stats)) => {
+                latest.insert(id, stats);
+                fresh.insert(id);
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
+        }
+        let late = sent.elapsed() >= crate::worker::STATS_EVERY * 3 / 2;
+        if !fresh.is_empty() && (fresh.len() >= workers || late) {
+            let mut total = Stats::default();
+            for s in latest.values() {
+                total.merge(s);
+            }
+            sink.send(total);
+            fresh.clear();
+            sent = std::time::Instant::now();
+        }
+    }
 }

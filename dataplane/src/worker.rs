@@ -8,6 +8,7 @@ use crate::upstream_pool::UpstreamPool;
 use futures_channel::oneshot;
 use monoio::net::TcpListener;
 use ringway_shared::config::static_config::EntryPoint;
+use ringway_shared::stats::{Recorder, Stats};
 use ringway_shared::table::UpstreamTimeouts;
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -25,7 +26,20 @@ pub struct WorkerSpec {
     /// Fired by the supervisor to start a graceful drain.
     pub drain: oneshot::Receiver<Duration>,
     pub access_log: Option<crate::accesslog::Logger>,
+    /// Request counters, sent every [`STATS_EVERY`] to the supervisor's stats thread.
+    pub metrics: Option<MetricsSpec>,
+    /// The control plane's socket for `api@internal` and its siblings.
+    pub api_socket: Option<std::path::PathBuf>,
 }
+
+/// A worker's side of the metrics: the histogram bounds and where its counters go.
+pub struct MetricsSpec {
+    pub bounds: Vec<f64>,
+    pub to_stats: std::sync::mpsc::Sender<(usize, Stats)>,
+}
+
+/// How often a worker hands its counters over.
+pub const STATS_EVERY: Duration = Duration::from_secs(1);
 
 /// State shared by the tasks of one worker (never across threads).
 pub struct WorkerCtx {
@@ -41,6 +55,8 @@ pub struct WorkerCtx {
     /// Pipes for splicing large bodies.
     pub pipes: crate::proxy::PipePool,
     pub access_log: Option<crate::accesslog::Logger>,
+    pub metrics: Option<RefCell<Recorder>>,
+    pub api_socket: Option<std::path::PathBuf>,
     active: Cell<usize>,
 }
 
@@ -158,8 +174,30 @@ async fn serve(spec: WorkerSpec) {
         bodies: BufPool::new(BODY_BUF, 8),
         pipes: crate::proxy::PipePool::default(),
         access_log: spec.access_log,
+        metrics: spec
+            .metrics
+            .as_ref()
+            .map(|m| RefCell::new(Recorder::new(&m.bounds))),
+        api_socket: spec.api_socket,
         active: Cell::new(0),
     });
+    if let Some(m) = spec.metrics {
+        // Cumulative counters, every second: a lost message costs nothing.
+        let ticker = ctx.clone();
+        let id = spec.id;
+        monoio::spawn(async move {
+            loop {
+                monoio::time::sleep(STATS_EVERY).await;
+                let Some(recorder) = &ticker.metrics else {
+                    return;
+                };
+                let snapshot = recorder.borrow().snapshot();
+                if m.to_stats.send((id, snapshot)).is_err() || ticker.shutdown.is_fired() {
+                    return;
+                }
+            }
+        });
+    }
     if ctx.access_log.is_some() {
         // Hands this worker's access log lines to the writer at least every 100 ms.
         let ticker = ctx.clone();
@@ -211,7 +249,18 @@ async fn accept_loop(listener: TcpListener, ep: Rc<EntryPoint>, ctx: Rc<WorkerCt
                     let _ = stream.set_nodelay(true);
                     let task = proxy::serve_connection(stream, peer, ep.clone(), ctx.clone(), guard);
                     tracing::trace!(bytes = std::mem::size_of_val(&task), "connection task");
-                    monoio::spawn(task);
+                    if let Some(m) = &ctx.metrics {
+                        m.borrow_mut().open(&ep.name);
+                        let (ctx, ep) = (ctx.clone(), ep.clone());
+                        monoio::spawn(async move {
+                            task.await;
+                            if let Some(m) = &ctx.metrics {
+                                m.borrow_mut().close(&ep.name);
+                            }
+                        });
+                    } else {
+                        monoio::spawn(task);
+                    }
                 }
                 Err(e) => {
                     // EMFILE and friends: back off briefly instead of spinning.

@@ -15,6 +15,11 @@ pub const PROTOCOL_VERSION: u32 = 2;
 /// Environment variable holding the one-shot server name for the control plane to connect to.
 pub const SERVER_ENV: &str = "RINGWAY_IPC_SERVER";
 
+/// Environment variable holding the unix socket the control plane serves the API, the
+/// dashboard and the metrics on (in a directory only this user can enter; the data plane
+/// forwards `api@internal` and its siblings there).
+pub const API_SOCKET_ENV: &str = "RINGWAY_API_SOCKET";
+
 /// Control plane → data plane.
 #[derive(Debug, Serialize, Deserialize)]
 pub enum ControlToData {
@@ -44,6 +49,9 @@ pub enum DataToControl {
     Nack { generation: u64, error: String },
     /// The data plane is shutting down; the control plane exits.
     Shutdown,
+    /// Request counters (cumulative, summed over workers) and servers' health, every second
+    /// while metrics or the API are on.
+    Stats(Box<crate::stats::Stats>),
 }
 
 /// A [`TableSpec`], encoded once into a shared-memory segment that travels as one file

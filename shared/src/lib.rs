@@ -10,5 +10,6 @@ pub mod ipc;
 pub mod lb;
 pub mod router_index;
 pub mod rule;
+pub mod stats;
 pub mod table;
 pub mod tcp_rule;

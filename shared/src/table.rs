@@ -245,6 +245,38 @@ pub enum ServiceKind {
     LoadBalancer(LoadBalancerSpec),
     /// Weighted round robin across other services (canary deployments).
     Weighted(Vec<WeightedChild>),
+    /// Traefik's `api@internal`, `dashboard@internal`, `prometheus@internal`, `ping@internal`:
+    /// answered by ringway itself.
+    Internal(InternalService),
+}
+
+/// A service ringway answers itself. The API, the dashboard and the metrics are served by the
+/// control plane on its private socket (the data plane forwards to it); ping by the data
+/// plane.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum InternalService {
+    Api,
+    Dashboard,
+    Prometheus,
+    /// `ping@internal` (`ping.manualRouting`), answering this status while shutting down.
+    Ping {
+        terminating_status: u16,
+    },
+    /// `noop@internal`: answers 418, for routers whose middlewares answer (redirections).
+    Noop,
+}
+
+impl InternalService {
+    /// The first path segment of a request forwarded to the control plane's socket (which
+    /// serves each internal service under its own prefix).
+    pub fn socket_prefix(self) -> Option<&'static str> {
+        match self {
+            InternalService::Api => Some("/api@internal"),
+            InternalService::Dashboard => Some("/dashboard@internal"),
+            InternalService::Prometheus => Some("/prometheus@internal"),
+            InternalService::Ping { .. } | InternalService::Noop => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -3,6 +3,7 @@
 
 use super::{qualify, ProviderConfig, Resolution, Resolver, RouterStatus};
 use crate::tls::HostOptions;
+use ringway_shared::config::dynamic::RouterTlsConfig;
 use ringway_shared::config::node::from_node_at;
 use ringway_shared::config::{ConfigError, Node, StaticConfig};
 use ringway_shared::rule::{self, Matcher, RuleKind};
@@ -343,6 +344,19 @@ pub(super) fn resolve_tcp(
                 enabled,
                 errors,
                 middlewares: Vec::new(),
+                middleware_names: r
+                    .middlewares
+                    .iter()
+                    .map(|m| qualify(m, &p.provider))
+                    .collect(),
+                tls: r.tls.as_ref().map(|t| RouterTlsConfig {
+                    options: t.options.clone(),
+                    cert_resolver: t.cert_resolver.clone(),
+                    domains: t.domains.clone(),
+                }),
+                tcp: true,
+                declared_entry_points: r.entry_points.clone(),
+                passthrough: r.tls.as_ref().is_some_and(|t| t.passthrough),
             });
         }
     }

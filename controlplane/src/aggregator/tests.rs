@@ -399,7 +399,7 @@ service = \"s1\"
     assert!(r.table.routers.is_empty());
     let errors = texts(&r.errors);
     for want in [
-        "http.routers.api: internal service \"api@internal\" is not supported yet",
+        "http.routers.api: internal service \"api@internal\" is not enabled",
         "http.routers.child: parentRefs (multi-layer routing) are not supported yet",
         "http.routers.old: ruleSyntax \"v2\" is not supported (only v3)",
         "http.routers.empty: rule is empty",
@@ -689,4 +689,78 @@ entryPoints = [\"websecure\"]
         [["a.test".to_string()], ["c.test".to_string()]],
         "b has its own tls section without a resolver"
     );
+}
+
+#[test]
+fn internal_services_and_routers_follow_the_static_configuration() {
+    let cfg = StaticConfig::from_args(&[
+        "--entrypoints.web.address=:8000".to_string(),
+        "--entrypoints.traefik.address=127.0.0.1:8080".to_string(),
+        "--api.insecure=true".to_string(),
+        "--metrics.prometheus=true".to_string(),
+    ])
+    .expect("static config");
+    let p = provider(
+        "file",
+        "[http.routers.admin]\nrule = \"Host(`admin`)\"\nservice = \"api@internal\"\n\
+         [http.routers.teapot]\nrule = \"Host(`tea`)\"\nservice = \"noop@internal\"\n\
+         [http.routers.pinged]\nrule = \"Host(`p`)\"\nservice = \"ping@internal\"\n",
+    );
+    let r = resolve(&[p], &cfg, &no_dns);
+    let kind = |name: &str| {
+        r.table
+            .services
+            .iter()
+            .find(|s| s.name == name)
+            .map(|s| s.kind.clone())
+    };
+    assert_eq!(
+        kind("api@internal"),
+        Some(ServiceKind::Internal(InternalService::Api))
+    );
+    assert_eq!(
+        kind("dashboard@internal"),
+        Some(ServiceKind::Internal(InternalService::Dashboard))
+    );
+    assert_eq!(
+        kind("prometheus@internal"),
+        Some(ServiceKind::Internal(InternalService::Prometheus))
+    );
+    assert_eq!(
+        kind("noop@internal"),
+        Some(ServiceKind::Internal(InternalService::Noop))
+    );
+    // ping@internal needs ping.manualRouting: that router is disabled, the others served.
+    let names: Vec<&str> = r.table.routers.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "admin@file",
+            "teapot@file",
+            "api@internal",
+            "dashboard@internal",
+            "prometheus@internal"
+        ]
+    );
+    let internal = |name: &str| {
+        r.table
+            .routers
+            .iter()
+            .find(|x| x.name == name)
+            .map(|x| (x.entry_points.clone(), x.rule.clone()))
+    };
+    assert_eq!(
+        internal("prometheus@internal"),
+        Some((
+            vec!["traefik".to_string()],
+            "PathPrefix(`/metrics`)".to_string()
+        ))
+    );
+    assert_eq!(
+        internal("api@internal").map(|x| x.1),
+        Some("PathPrefix(`/api`)".to_string())
+    );
+    assert!(texts(&r.errors)
+        .iter()
+        .any(|e| e.contains("pinged") && e.contains("ping.manualRouting")));
 }

@@ -14,10 +14,12 @@ mod access_log;
 mod acme;
 mod args;
 mod kv;
+mod observability;
 mod raw;
 
 pub use access_log::{AccessLog, AccessLogFormat, FieldMode};
 pub use acme::{AcmeEab, AcmeKeyType, AcmeResolver, LETS_ENCRYPT_PRODUCTION};
+pub use observability::{Api, Prometheus, DEFAULT_BUCKETS};
 #[cfg(test)]
 mod tests;
 
@@ -50,6 +52,13 @@ pub struct StaticConfig {
     pub certificates_resolvers: BTreeMap<String, AcmeResolver>,
     /// `accessLog`: off when `None`.
     pub access_log: Option<AccessLog>,
+    /// `api`: off when `None`.
+    pub api: Option<Api>,
+    /// `metrics.prometheus`: off when `None`.
+    pub metrics: Option<Prometheus>,
+    /// `ping.manualRouting`: ping is not attached to an entry point; routers use
+    /// `ping@internal`, answering with this status while shutting down.
+    pub ping_manual: Option<PingSettings>,
     /// Paths of the Traefik settings that were given but are not implemented yet
     /// (`api`, `providers.swarm`, `entryPoints.web.http2`): warn about them.
     pub unsupported: Vec<String>,
@@ -245,6 +254,23 @@ pub struct ConfigEnv {
 pub const DEFAULT_ENTRY_POINT: &str = "web";
 /// Its address: unprivileged, so that `ringway` runs without root.
 pub const DEFAULT_ENTRY_POINT_ADDRESS: &str = ":8000";
+/// What `ringway` runs with no flag and no configuration file: the `web` entry point on
+/// `:8000`, and the dashboard and API on loopback only (`127.0.0.1:8080`, so that nothing
+/// unprotected is reachable from the network).
+pub const EMBEDDED_DEFAULT: &str = r#"
+[entryPoints.web]
+address = ":8000"
+
+[entryPoints.traefik]
+address = "127.0.0.1:8080"
+
+[api]
+insecure = true
+dashboard = true
+
+[ping]
+"#;
+
 /// The file provider's directory when no provider is configured (if it exists).
 pub const DEFAULT_DYNAMIC_DIR: &str = "./ringway.d";
 /// Traefik's internal entry point (API and dashboard); never a default entry point.
@@ -299,6 +325,11 @@ impl StaticConfig {
         };
         let mut errors = Vec::new();
         let mut tree = Node::empty();
+        if config_file.is_none() && flags.is_empty() {
+            tree = crate::config::Format::Toml
+                .parse_tree(EMBEDDED_DEFAULT)
+                .map_err(|e| ConfigErrors::one("embedded default", e))?;
+        }
         if let Some(path) = &config_file {
             match load_file(path) {
                 Ok(node) => {
@@ -629,6 +660,7 @@ fn validate(
             });
         }
     }
+    let mut ping_manual = None;
     if is_set(&raw.ping) {
         unsupported.retain(|p| p != "ping");
         let empty = Node::empty();
@@ -644,12 +676,6 @@ fn validate(
                     .clone()
                     .filter(|n| !n.trim().is_empty())
                     .unwrap_or_else(|| INTERNAL_ENTRY_POINT.to_string());
-                if p.manual_routing == Some(true) {
-                    errors.push(origins.error(
-                        "ping.manualRouting",
-                        "manual routing to ping@internal is not supported yet (ping is served on its entry point)",
-                    ));
-                }
                 let status = p.terminating_status_code.unwrap_or(503);
                 if !(100..=599).contains(&status) {
                     errors.push(origins.error(
@@ -657,25 +683,47 @@ fn validate(
                         format!("{status} is not an HTTP status"),
                     ));
                 }
-                if name == INTERNAL_ENTRY_POINT && !entry_points.contains_key(&name) {
-                    // As Traefik: the `traefik` entry point exists on :8080 when something
-                    // needs it and none is configured.
-                    let address = parse_entry_point_address(TRAEFIK_ENTRY_POINT_ADDRESS)
-                        .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 8080)));
-                    entry_points.insert(name.clone(), default_entry_point(&name, address));
+                let settings = PingSettings {
+                    terminating_status: status,
+                };
+                if p.manual_routing == Some(true) {
+                    ping_manual = Some(settings);
+                } else {
+                    ensure_internal_entry_point(&name, &mut entry_points);
                 }
-                match entry_points.get_mut(&name) {
-                    Some(ep) => {
-                        ep.ping = Some(PingSettings {
-                            terminating_status: status,
-                        })
-                    }
+                match entry_points
+                    .get_mut(&name)
+                    .filter(|_| ping_manual.is_none())
+                {
+                    Some(ep) => ep.ping = Some(settings),
+                    None if ping_manual.is_some() => {}
                     None => errors.push(origins.error(
                         "ping.entryPoint",
                         format!("entry point {name:?} doesn't exist"),
                     )),
                 }
             }
+        }
+    }
+    unsupported.retain(|p| p != "api" && p != "metrics");
+    let api = raw
+        .api
+        .as_ref()
+        .and_then(|n| observability::api(n, origins, &mut errors));
+    if api.as_ref().is_some_and(|a| a.insecure) {
+        ensure_internal_entry_point(INTERNAL_ENTRY_POINT, &mut entry_points);
+    }
+    let metrics = raw
+        .metrics
+        .as_ref()
+        .and_then(|n| observability::metrics(n, origins, &mut errors, &mut unsupported));
+    if let Some(m) = metrics.as_ref().filter(|m| !m.manual_routing) {
+        ensure_internal_entry_point(&m.entry_point, &mut entry_points);
+        if !entry_points.contains_key(&m.entry_point) {
+            errors.push(origins.error(
+                "metrics.prometheus.entryPoint",
+                format!("entry point {:?} doesn't exist", m.entry_point),
+            ));
         }
     }
     if raw.entry_points.is_empty() {
@@ -844,9 +892,22 @@ fn validate(
         dataplane,
         certificates_resolvers,
         access_log,
+        api,
+        metrics,
+        ping_manual,
         unsupported,
         config_file: None,
     })
+}
+
+/// As Traefik: the `traefik` entry point exists on :8080 when something needs it (ping, the
+/// insecure API, metrics) and none is configured.
+fn ensure_internal_entry_point(name: &str, entry_points: &mut BTreeMap<String, EntryPoint>) {
+    if name == INTERNAL_ENTRY_POINT && !entry_points.contains_key(name) {
+        let address = parse_entry_point_address(TRAEFIK_ENTRY_POINT_ADDRESS)
+            .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 8080)));
+        entry_points.insert(name.to_string(), default_entry_point(name, address));
+    }
 }
 
 /// `providers.docker` (or `providers.swarm`, at `path`), with Traefik's defaults, its

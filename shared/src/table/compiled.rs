@@ -1,7 +1,7 @@
 //! The compiled, immutable routing table the workers match requests against.
 
 use super::TcpTls;
-use super::{HealthCheckSpec, ServerSpec, ServiceId, ServiceKind, TableSpec};
+use super::{HealthCheckSpec, InternalService, ServerSpec, ServiceId, ServiceKind, TableSpec};
 use crate::router_index::RouterIndex;
 use crate::rule::{self, RequestView};
 use crate::tcp_rule::{TcpRequest, TcpRule};
@@ -125,6 +125,10 @@ pub enum CompiledService {
         children: Vec<ServiceId>,
         weights: Vec<u32>,
     },
+    Internal {
+        name: String,
+        kind: InternalService,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -203,6 +207,10 @@ impl RouteTable {
                         weights: children.iter().map(|c| c.weight).collect(),
                     }
                 }
+                ServiceKind::Internal(kind) => CompiledService::Internal {
+                    name: s.name.clone(),
+                    kind: *kind,
+                },
             });
         }
 
@@ -359,9 +367,9 @@ impl CompiledService {
     /// The qualified name (`app@docker`).
     pub fn name(&self) -> &str {
         match self {
-            CompiledService::LoadBalancer { name, .. } | CompiledService::Weighted { name, .. } => {
-                name
-            }
+            CompiledService::LoadBalancer { name, .. }
+            | CompiledService::Weighted { name, .. }
+            | CompiledService::Internal { name, .. } => name,
         }
     }
 
@@ -371,7 +379,7 @@ impl CompiledService {
             CompiledService::LoadBalancer { health, .. } => {
                 health.get(i).is_none_or(|h| h.load(Ordering::Relaxed))
             }
-            CompiledService::Weighted { .. } => true,
+            CompiledService::Weighted { .. } | CompiledService::Internal { .. } => true,
         }
     }
 
@@ -385,6 +393,8 @@ impl CompiledService {
                     && (health.is_empty() || health.iter().any(|h| h.load(Ordering::Relaxed)))
             }
             CompiledService::Weighted { .. } => true,
+            // Not a weighted child: the control plane refuses that.
+            CompiledService::Internal { .. } => false,
         }
     }
 }

@@ -25,7 +25,14 @@ fn messages(errs: &ConfigErrors) -> Vec<String> {
 #[test]
 fn defaults_with_nothing_configured() {
     let cfg = parse(&[]).expect("valid");
-    assert_eq!(cfg.entry_point_names(), ["web"]);
+    // The embedded default: `web`, and the dashboard, API and ping on loopback only.
+    assert_eq!(cfg.entry_point_names(), ["traefik", "web"]);
+    assert_eq!(cfg.default_entry_points(), ["web"]);
+    let traefik = &cfg.entry_points["traefik"];
+    assert_eq!(traefik.address, "127.0.0.1:8080".parse().expect("addr"));
+    assert!(traefik.ping.is_some());
+    assert!(cfg.api.as_ref().is_some_and(|a| a.insecure && a.dashboard));
+    assert!(cfg.metrics.is_none());
     let web = &cfg.entry_points["web"];
     assert_eq!(web.address, "0.0.0.0:8000".parse().expect("addr"));
     assert_eq!(web.read_timeout, Duration::from_secs(60));
@@ -315,8 +322,6 @@ fn well_known_traefik_settings_are_listed_not_refused() {
             "serversTransport.insecureSkipVerify",
             "entryPoints.web.proxyProtocol",
             "entryPoints.web.http2",
-            "api",
-            "metrics",
             "tracing",
             "experimental",
         ]
@@ -336,6 +341,15 @@ fn well_known_traefik_settings_are_listed_not_refused() {
         .expect("traefik entry point");
     assert_eq!(traefik.address.port(), 8080);
     assert!(traefik.ping.is_some());
+    assert_eq!(
+        cfg.api,
+        Some(Api {
+            insecure: true,
+            dashboard: true,
+            base_path: String::new()
+        })
+    );
+    assert_eq!(cfg.metrics, Some(Prometheus::default()));
     assert_eq!(
         cfg.providers.file,
         Some(FileProvider {
@@ -469,7 +483,8 @@ fn config_file_then_flags_override() {
     let fp = cfg.providers.file.expect("file provider");
     assert!(fp.watch);
     assert_eq!(fp.directory, Some(PathBuf::from("/etc/ringway.d")));
-    assert_eq!(cfg.unsupported, ["api"]);
+    assert!(cfg.unsupported.is_empty(), "{:?}", cfg.unsupported);
+    assert!(cfg.api.is_some_and(|a| a.dashboard && !a.insecure));
 }
 
 #[test]
@@ -656,4 +671,41 @@ fn acme_resolver_errors_name_the_key() {
         "{m}"
     );
     assert!(m.contains("nope"), "{m}");
+}
+
+#[test]
+fn api_and_prometheus_settings_with_traefik_defaults() {
+    let cfg = parse(&[
+        "--api.dashboard=false",
+        "--api.basepath=/proxy/",
+        "--metrics.prometheus.buckets=0.05,0.5,2",
+        "--metrics.prometheus.addrouterslabels=true",
+        "--metrics.prometheus.entrypoint=web",
+        "--metrics.statsd.address=localhost:8125",
+        "--ping.manualrouting=true",
+        "--entrypoints.web.address=:80",
+    ])
+    .expect("valid");
+    let api = cfg.api.expect("api on");
+    assert!(!api.insecure && !api.dashboard);
+    assert_eq!(api.base_path, "/proxy");
+    let m = cfg.metrics.expect("metrics on");
+    assert_eq!(m.buckets, [0.05, 0.5, 2.0]);
+    assert!(m.add_routers_labels && m.add_services_labels && m.add_entry_points_labels);
+    assert_eq!(m.entry_point, "web");
+    assert_eq!(cfg.unsupported, ["metrics.statsD"]);
+    // Nothing needed the `traefik` entry point: ping is routed by hand.
+    assert!(!cfg.entry_points.contains_key("traefik"));
+    assert!(cfg.ping_manual.is_some());
+    assert!(cfg.entry_points["web"].ping.is_none());
+
+    for (flag, message) in [
+        ("--metrics.prometheus.buckets=1,0.5", "ascending"),
+        ("--metrics.prometheus.entrypoint=nope", "doesn't exist"),
+        ("--api.basepath=proxy", "must start with '/'"),
+    ] {
+        let err = parse(&[flag]).expect_err(flag).to_string();
+        assert!(err.contains(message), "{flag}: {err}");
+    }
+    assert!(parse(&["--api=false"]).expect("valid").api.is_none());
 }
