@@ -88,7 +88,12 @@ fn http01_and_tls_alpn01_issue_certificates_that_are_stored_and_reused() {
         &file,
         &dynamic(&origin, &[("a", "a.test", "le"), ("b", "b.test", "alpn")]),
     );
-    let argv = args(http, https, &pebble, &storage, &file);
+    let mut argv = args(http, https, &pebble, &storage, &file);
+    let metrics_port = free_port();
+    argv.extend([
+        "--metrics.prometheus=true".to_string(),
+        format!("--entrypoints.traefik.address=127.0.0.1:{metrics_port}"),
+    ]);
     let r = Ringway::start(&argv);
 
     let issued = |r: &Ringway, host: &str| {
@@ -120,6 +125,26 @@ fn http01_and_tls_alpn01_issue_certificates_that_are_stored_and_reused() {
     // tls-alpn-01.
     let (b_cert, _) = issued(&r, "b.test");
     assert_ne!(a_cert, b_cert);
+
+    // traefik_tls_certs_not_after reports each issued certificate's expiry.
+    let metrics_addr = format!("127.0.0.1:{metrics_port}").parse().expect("addr");
+    for (host, der) in [("a.test", &a_cert), ("b.test", &b_cert)] {
+        let (_, cert) = x509_parser::parse_x509_certificate(der).expect("x509");
+        let want = format!(" {}", cert.validity().not_after.timestamp());
+        let line = wait_for(Duration::from_secs(10), || {
+            let text = support::client::http_get(metrics_addr, "localhost", "/metrics")
+                .ok()?
+                .text();
+            text.lines()
+                .find(|l| {
+                    l.starts_with("traefik_tls_certs_not_after{")
+                        && l.contains(&format!("sans=\"{host}\""))
+                })
+                .map(str::to_string)
+        })
+        .unwrap_or_else(|| panic!("no traefik_tls_certs_not_after for {host}\n{}", r.logs()));
+        assert!(line.ends_with(&want), "{line} (expected{want})");
+    }
 
     // acme.json: Traefik's layout, mode 0600, both resolvers in one file.
     let mode = std::fs::metadata(&storage)
