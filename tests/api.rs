@@ -683,3 +683,37 @@ fn dashboard_shows_the_configuration_live_in_chromium() {
     assert!(ms <= 1000, "the new router took {ms} ms to show");
     assert!(std::fs::metadata(&screenshot).is_ok_and(|m| m.len() > 10_000));
 }
+
+#[test]
+fn base_path_moves_the_api_and_the_dashboard() {
+    let origin = Origin::start("o");
+    let traefik_port = free_port();
+    let p = Proxy::start(
+        "api-base-path",
+        &format!(
+            "{}{}",
+            router("app", "Host(`app.test`)", "app"),
+            lb_service("app", &[&origin])
+        ),
+        &[
+            "--api.insecure=true",
+            "--api.basepath=/proxy/",
+            &format!("--entrypoints.traefik.address=127.0.0.1:{traefik_port}"),
+        ],
+    );
+    p.wait_routed("app.test", "/", "o");
+    let api = SocketAddr::from(([127, 0, 0, 1], traefik_port));
+    let version = wait_for(Duration::from_secs(10), || {
+        let r = http_get(api, "localhost", "/proxy/api/version").ok()?;
+        (r.status == 200).then_some(r.json())
+    })
+    .unwrap_or_else(|| panic!("no API under /proxy\n{}", p.ringway.logs()));
+    assert!(version["Version"].is_string());
+    let r = get(api, "/proxy/");
+    assert_eq!(
+        (r.status, r.header("location")),
+        (302, Some("/proxy/dashboard/"))
+    );
+    assert_eq!(get(api, "/proxy/dashboard/").status, 200);
+    assert_eq!(get(api, "/api/version").status, 404);
+}
