@@ -146,6 +146,7 @@ async fn main_loop(
     let mut last_resolved: Option<Instant> = None;
     let mut sent_times: BTreeMap<u64, Instant> = BTreeMap::new();
     let mut providers_open = true;
+    let mut retired: Vec<ProviderConfig> = Vec::new();
 
     loop {
         let all_reported = expected.iter().all(|p| configs.contains_key(*p));
@@ -164,7 +165,11 @@ async fn main_loop(
         tokio::select! {
             ev = events.recv(), if providers_open => match ev {
                 Some(ProviderEvent::Config(pc)) => {
-                    configs.insert(pc.provider.clone(), *pc);
+                    // The replaced view is freed after the next table went out (at 10,000
+                    // routers that takes milliseconds).
+                    if let Some(old) = configs.insert(pc.provider.clone(), *pc) {
+                        retired.push(old);
+                    }
                     pending = true;
                 }
                 Some(ProviderEvent::Error { provider, error }) => {
@@ -305,6 +310,7 @@ async fn main_loop(
                     Sent::Skipped => {}
                     Sent::Gone => return,
                 }
+                retired.clear();
             }
         }
     }

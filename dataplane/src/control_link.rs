@@ -292,7 +292,7 @@ fn receive_tables(
                 match compiled {
                     Ok((published, probes)) => {
                         let routers = published.table.routers_len();
-                        slot.publish(published);
+                        retire(slot.publish(published));
                         if let Some(h) = &compiler.health {
                             h.apply(probes);
                         }
@@ -318,6 +318,27 @@ fn receive_tables(
             }
             Err(_) => return,
         }
+    }
+}
+
+/// Frees a replaced table once no worker holds it any more, on a thread of its own: freeing
+/// 10,000 routers takes milliseconds that would otherwise fall on the request of the worker
+/// that happens to let go of it last.
+fn retire(old: Arc<Published>) {
+    let spawned = thread::Builder::new()
+        .name("table-reaper".into())
+        .spawn(move || {
+            // Workers switch on their next request; an idle worker may hold it a long time,
+            // so the checks thin out (no steady wakeups on an idle machine).
+            let mut wait = Duration::from_millis(10);
+            while Arc::strong_count(&old) > 1 {
+                thread::sleep(wait);
+                wait = (wait * 2).min(Duration::from_secs(10));
+            }
+            drop(old);
+        });
+    if let Err(e) = spawned {
+        tracing::debug!(error = %e, "no reaper thread; a worker frees the old table");
     }
 }
 

@@ -34,11 +34,13 @@ impl TableSlot {
         }
     }
 
-    /// Makes `published` the one every worker uses for its next request.
-    pub fn publish(&self, published: Published) {
+    /// Makes `published` the one every worker uses for its next request; returns the one it
+    /// replaces (so that the caller, not a worker, frees it).
+    pub fn publish(&self, published: Published) -> Arc<Published> {
         let generation = published.table.generation;
-        self.table.store(Arc::new(published));
+        let old = self.table.swap(Arc::new(published));
         self.generation.store(generation, Ordering::Release);
+        old
     }
 
     pub fn generation(&self) -> u64 {

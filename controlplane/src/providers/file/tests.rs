@@ -231,3 +231,30 @@ fn reloads_reparse_only_changed_files_and_skip_no_change() {
         .expect("valid");
     assert_eq!(back, first);
 }
+
+#[test]
+fn a_settled_file_is_not_read_again_but_any_rewrite_is_seen() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("d.toml");
+    let v1 = format!("{ROUTER}{SERVICE}");
+    let v2 = v1.replace("Path(`/`)", "Path(`+`)");
+    assert_eq!(v1.len(), v2.len());
+    fs::write(&path, &v1).expect("write");
+    // Old enough for its stamp to be trusted.
+    std::thread::sleep(Duration::from_millis(1100));
+    let cfg = file_cfg(&path, true);
+    let mut cache = ParseCache::default();
+    let first = cache.load(&cfg).expect("loads");
+    assert_eq!(first.http.routers["r"].rule, "Path(`/`)");
+    assert!(cache.stamps.contains_key(&path), "stamp recorded");
+    assert!(cache.load_if_changed(&cfg).is_none(), "nothing changed");
+    // Rewritten in place, same length, same inode: the new ctime gives it away.
+    fs::write(&path, &v2).expect("rewrite");
+    let second = cache
+        .load_if_changed(&cfg)
+        .expect("a change")
+        .expect("loads");
+    assert_eq!(second.http.routers["r"].rule, "Path(`+`)");
+    // A fresh file's stamp is not trusted: it is read every time until it settles.
+    assert!(!cache.stamps.contains_key(&path));
+}
