@@ -28,10 +28,15 @@ fn common_format_lines_name_the_router_and_service_and_go_to_the_file() {
     let origin = Origin::start("o");
     let dir = TestDir::new("accesslog-file");
     let file = dir.join("logs/access.log");
+    let process_log = dir.join("logs/ringway.log");
+    std::fs::create_dir_all(dir.join("logs")).expect("logs dir");
     let p = Proxy::start(
         "accesslog-common",
         &app(&origin),
-        &[&format!("--accesslog.filepath={}", file.display())],
+        &[
+            &format!("--accesslog.filepath={}", file.display()),
+            &format!("--log.filepath={}", process_log.display()),
+        ],
     );
     p.wait_routed("app.test", "/", "o");
     let reply = raw_request(
@@ -107,6 +112,34 @@ fn common_format_lines_name_the_router_and_service_and_go_to_the_file() {
         lines(&rotated)
     );
     assert!(lines(&rotated).iter().any(|l| l.contains("/hello")));
+
+    // The process log (both processes write it) is reopened by the same signal: a change
+    // made after the rotation is logged by the control plane and the data plane in the new
+    // file.
+    let rotated_log = dir.join("logs/ringway.log.1");
+    std::fs::rename(&process_log, &rotated_log).expect("rotate the process log");
+    p.ringway.signal(libc::SIGUSR1);
+    std::thread::sleep(Duration::from_millis(300));
+    p.reconfigure(&format!(
+        "{}{}",
+        app(&origin),
+        router("more", "Host(`more.test`)", "app")
+    ));
+    let reopened = wait_for(Duration::from_secs(10), || {
+        let new = lines(&process_log);
+        let cp = new.iter().any(|l| l.contains("pushing configuration"));
+        let dp = new.iter().any(|l| l.contains("configuration applied"));
+        (cp && dp).then_some(())
+    });
+    assert!(
+        reopened.is_some(),
+        "new log file: {:?}\nold one ends with: {:?}",
+        lines(&process_log),
+        lines(&rotated_log).iter().rev().take(5).collect::<Vec<_>>()
+    );
+    assert!(lines(&rotated_log)
+        .iter()
+        .any(|l| l.contains("configuration applied")));
 
     // A request just before SIGTERM is written before the process exits.
     let last = raw_request(

@@ -129,6 +129,17 @@ async fn main_loop(
     }
     drop(events_tx);
 
+    // SIGUSR1 (passed on by the data plane) reopens the log file after a rotation.
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1()) {
+        Ok(mut usr1) => {
+            tokio::spawn(async move {
+                while usr1.recv().await.is_some() {
+                    ringway_shared::log_reopen::reopen();
+                }
+            });
+        }
+        Err(e) => tracing::warn!(error = %e, "no SIGUSR1 handler: the log file is not reopened"),
+    }
     let api = crate::api::Api::start(&cfg);
     let (acme_tx, mut acme_events) = mpsc::unbounded_channel::<()>();
     let acme = crate::acme::Acme::start(&cfg, acme_tx);

@@ -95,6 +95,17 @@ impl ControlLink {
         }
     }
 
+    /// Passes a signal on to the control plane, if one runs.
+    pub fn signal_child(&self, signal: libc::c_int) {
+        let pid = self.child_pid.load(Ordering::SeqCst);
+        if pid != 0 {
+            // SAFETY: kill(2) with a pid we spawned (0 when none runs) and a valid signal.
+            unsafe {
+                libc::kill(pid as libc::pid_t, signal);
+            }
+        }
+    }
+
     /// Where the workers' counters go.
     pub fn stats_sink(&self) -> StatsSink {
         StatsSink {

@@ -183,7 +183,8 @@ pub fn run(cfg: StaticConfig, args: Vec<String>) -> i32 {
             return 1;
         }
     };
-    // SIGUSR1 reopens the access log (after logrotate moved it), as in Traefik.
+    // SIGUSR1 reopens the access log and both processes' log files (after logrotate moved
+    // them), as in Traefik.
     let signal = signals
         .forever()
         .find(|&s| {
@@ -191,6 +192,8 @@ pub fn run(cfg: StaticConfig, args: Vec<String>) -> i32 {
                 if let Some(w) = &access_log {
                     w.reopen();
                 }
+                ringway_shared::log_reopen::reopen();
+                link.signal_child(SIGUSR1);
                 return false;
             }
             true

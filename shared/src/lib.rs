@@ -8,6 +8,7 @@
 pub mod config;
 pub mod ipc;
 pub mod lb;
+pub mod log_reopen;
 pub mod router_index;
 pub mod rule;
 pub mod stats;
