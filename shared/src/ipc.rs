@@ -10,7 +10,7 @@ use ipc_channel::ipc::{IpcSender, IpcSharedMemory};
 use serde::{Deserialize, Serialize};
 
 /// Bumped when a message changes incompatibly.
-pub const PROTOCOL_VERSION: u32 = 2;
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// Environment variable holding the one-shot server name for the control plane to connect to.
 pub const SERVER_ENV: &str = "RINGWAY_IPC_SERVER";

@@ -5,6 +5,7 @@
 //! IPC ([`ipc`]); the data plane compiles the spec into an immutable [`table::RouteTable`]
 //! (rules parsed by [`rule`], indexed by [`router_index`]) and publishes it to its workers.
 
+pub mod civil;
 pub mod config;
 pub mod ipc;
 pub mod lb;

@@ -15,46 +15,36 @@ pub fn render(api: &Api) -> Response {
     let stats = &view.stats;
     let mut out = String::with_capacity(16 * 1024);
 
-    header(
-        &mut out,
-        "traefik_config_reloads_total",
-        "counter",
-        "Config reloads",
-    );
-    let _ = writeln!(out, "traefik_config_reloads_total {}", view.reloads.total);
-    header(
-        &mut out,
-        "traefik_config_last_reload_success",
-        "gauge",
-        "Last config reload success",
-    );
-    let _ = writeln!(
-        out,
-        "traefik_config_last_reload_success {}",
-        view.reloads.last_success
-    );
-    header(
-        &mut out,
-        "traefik_config_reloads_failure_total",
-        "counter",
-        "Config failure reloads",
-    );
-    let _ = writeln!(
-        out,
-        "traefik_config_reloads_failure_total {}",
-        view.reloads.failures
-    );
-    header(
-        &mut out,
-        "traefik_config_last_reload_failure",
-        "gauge",
-        "Last config reload failure",
-    );
-    let _ = writeln!(
-        out,
-        "traefik_config_last_reload_failure {}",
-        view.reloads.last_failure
-    );
+    let reloads = &view.reloads;
+    for (name, kind, help, value) in [
+        (
+            "traefik_config_reloads_total",
+            "counter",
+            "Config reloads",
+            reloads.total as f64,
+        ),
+        (
+            "traefik_config_last_reload_success",
+            "gauge",
+            "Last config reload success",
+            reloads.last_success,
+        ),
+        (
+            "traefik_config_reloads_failure_total",
+            "counter",
+            "Config failure reloads",
+            reloads.failures as f64,
+        ),
+        (
+            "traefik_config_last_reload_failure",
+            "gauge",
+            "Last config reload failure",
+            reloads.last_failure,
+        ),
+    ] {
+        header(&mut out, name, kind, help);
+        let _ = writeln!(out, "{name} {value}");
+    }
 
     header(
         &mut out,
