@@ -328,6 +328,11 @@ fn metrics_count_known_traffic_exactly_with_traefiks_names_and_labels() {
         "traefik_open_connections",
         &[("entrypoint", "web"), ("protocol", "TCP")]
     )));
+    // The process metrics of both processes, as Prometheus' Go client names them.
+    assert!(later["process_resident_memory_bytes"] > 1e6, "{later:#?}");
+    assert!(later["process_cpu_seconds_total"] > 0.0);
+    assert!(later["process_open_fds"] >= 4.0);
+    assert!(later["process_start_time_seconds"] > 1.7e9);
     // The metrics endpoint itself (an internal router) is not counted.
     assert!(!later
         .keys()

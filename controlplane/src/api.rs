@@ -6,6 +6,7 @@
 
 mod dashboard;
 mod json;
+mod process;
 mod prometheus;
 mod server;
 

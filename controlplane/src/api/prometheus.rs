@@ -135,6 +135,7 @@ pub fn render(api: &Api) -> Response {
             }
         }
     }
+    super::process::render(&mut out);
     Response::new(200, "text/plain; version=0.0.4; charset=utf-8", out)
 }
 
