@@ -25,6 +25,9 @@ const BACKOFF_MAX: Duration = Duration::from_secs(5);
 /// A control plane that ran this long is considered healthy: the backoff resets.
 const HEALTHY_RUN: Duration = Duration::from_secs(10);
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// mimalloc's delay before freed memory is returned to the kernel, for the control plane.
+const PURGE_DELAY_ENV: &str = "MIMALLOC_PURGE_DELAY";
+const CONTROL_PLANE_PURGE_DELAY_MS: &str = "10000";
 
 /// Handle used by the supervisor to stop the link and its child.
 pub struct ControlLink {
@@ -223,6 +226,13 @@ fn session(
         .arg("controlplane")
         .args(args)
         .env(SERVER_ENV, &name);
+    if std::env::var_os(PURGE_DELAY_ENV).is_none() {
+        // mimalloc gives freed pages back to the kernel after 10 ms by default: each reload
+        // of a 10,000-router configuration then faults ~100 MB of pages in again (measured:
+        // the file provider's merge 20 ms instead of 6, resolution 35 instead of 22). The
+        // control plane keeps them for 10 s after a reload instead.
+        command.env(PURGE_DELAY_ENV, CONTROL_PLANE_PURGE_DELAY_MS);
+    }
     if let Some(socket) = api_socket {
         command.env(API_SOCKET_ENV, socket);
     }
