@@ -234,28 +234,21 @@ pub fn resolve(
     });
     add_internal_services(static_cfg, noop_used, &mut services, &mut out);
 
-    let middlewares: HashMap<String, (&'static str, Result<MiddlewareSpec, String>)> = providers
-        .iter()
-        .flat_map(|p| {
-            p.config
-                .http
-                .middlewares
-                .iter()
-                .map(|(name, m)| (qualify(name, &p.provider), (m.kind, middleware_spec(m))))
-        })
-        .collect();
+    // What the data plane gets for each middleware, and what the API shows of it.
+    let mut middlewares: HashMap<String, (&'static str, Result<MiddlewareSpec, String>)> =
+        HashMap::new();
     for p in providers {
         for (name, m) in &p.config.http.middlewares {
             let q = qualify(name, &p.provider);
+            let spec = middleware_spec(m);
             out.middlewares.push(MiddlewareStatus {
-                error: middlewares
-                    .get(&q)
-                    .and_then(|(_, r)| r.as_ref().err().cloned()),
-                name: q,
+                error: spec.as_ref().err().cloned(),
+                name: q.clone(),
                 provider: p.provider.clone(),
                 kind: m.kind,
                 config: m.config.clone(),
             });
+            middlewares.insert(q, (m.kind, spec));
         }
     }
     out.middlewares.sort_by(|a, b| a.name.cmp(&b.name));

@@ -27,6 +27,17 @@ pub struct Runtime {
     /// The valid services as sent to the data plane (servers, weights, health checks).
     pub service_specs: Vec<ServiceSpec>,
     pub tcp_service_specs: Vec<TcpServiceSpec>,
+    /// Index of each service in `service_specs`, by name.
+    spec_index: HashMap<String, usize>,
+}
+
+impl Runtime {
+    /// The valid service named `name`, as sent to the data plane.
+    pub fn spec(&self, name: &str) -> Option<&ServiceSpec> {
+        self.spec_index
+            .get(name)
+            .and_then(|&i| self.service_specs.get(i))
+    }
 }
 
 /// A certificate served, for `traefik_tls_certs_not_after`.
@@ -72,7 +83,7 @@ struct State {
     /// Totals per router and per service, one sample a second.
     history: VecDeque<Sample>,
     reloads: Reloads,
-    certs: Vec<CertInfo>,
+    certs: Arc<Vec<CertInfo>>,
     generation: u64,
 }
 
@@ -81,8 +92,7 @@ pub struct View {
     pub runtime: Arc<Runtime>,
     pub stats: Arc<Stats>,
     pub reloads: Reloads,
-    pub certs: Vec<CertInfo>,
-    pub rates: Rates,
+    pub certs: Arc<Vec<CertInfo>>,
     pub generation: u64,
 }
 
@@ -146,6 +156,13 @@ impl Api {
             middlewares: std::mem::take(&mut r.middlewares),
             service_specs: r.table.services.clone(),
             tcp_service_specs: r.table.tcp_services.clone(),
+            spec_index: r
+                .table
+                .services
+                .iter()
+                .enumerate()
+                .map(|(i, s)| (s.name.clone(), i))
+                .collect(),
         };
         self.lock().runtime = Arc::new(runtime);
     }
@@ -154,7 +171,7 @@ impl Api {
     pub fn pushed(&self, table: &TableSpec) {
         let certs = certificates(table);
         let mut st = self.lock();
-        st.certs = certs;
+        st.certs = Arc::new(certs);
         st.generation = table.generation;
     }
 
@@ -193,6 +210,11 @@ impl Api {
         st.stats = Arc::new(stats);
     }
 
+    /// Requests per second per router and service over the last few seconds.
+    pub fn rates(&self) -> Rates {
+        rates(&self.lock().history)
+    }
+
     pub fn view(&self) -> View {
         let st = self.lock();
         View {
@@ -200,7 +222,6 @@ impl Api {
             stats: st.stats.clone(),
             reloads: st.reloads,
             certs: st.certs.clone(),
-            rates: rates(&st.history),
             generation: st.generation,
         }
     }

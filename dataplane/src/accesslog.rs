@@ -8,12 +8,14 @@
 //! the proxy.
 
 use crate::http::request::{Framing, RequestHead};
+use crate::snapshot::Snapshot;
 use ringway_shared::config::static_config::{AccessLog, AccessLogFormat, EntryPoint, FieldMode};
 use std::cell::{Cell, RefCell};
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::Arc;
@@ -55,22 +57,40 @@ pub struct Entry<'a> {
     pub headers: &'a [(String, String)],
 }
 
-/// What became of a request, filled in by the proxy as it goes (strings only when the access
-/// log is on).
-#[derive(Debug, Default)]
+/// What became of a request, filled in by the proxy as it goes (only when the access log or
+/// the metrics are on).
+#[derive(Default)]
 pub struct Observed {
     pub enabled: bool,
     /// ping, ACME challenges: not logged (Traefik's `addInternals` is off by default).
     pub internal: bool,
     pub status: u16,
     pub size: u64,
-    pub router: Option<String>,
-    pub service: Option<String>,
+    /// The table the request was routed on and its router's index there.
+    pub route: Option<(Rc<Snapshot>, u32)>,
+    /// Copied only when the access log is on (metrics do not name servers).
     pub service_url: Option<String>,
     pub service_addr: Option<SocketAddr>,
     pub origin_status: u16,
     pub origin_duration: Duration,
     pub retries: u32,
+}
+
+impl Observed {
+    /// The router that took the request (`name@provider`).
+    pub fn router(&self) -> Option<&str> {
+        let (snap, index) = self.route.as_ref()?;
+        snap.table().router(*index).map(|r| r.name.as_str())
+    }
+
+    /// That router's service.
+    pub fn service(&self) -> Option<&str> {
+        let (snap, index) = self.route.as_ref()?;
+        let table = snap.table();
+        table
+            .service(table.router(*index)?.service)
+            .map(|s| s.name())
+    }
 }
 
 /// The parts of a request the log needs, copied before the proxy consumes the head.
@@ -151,8 +171,8 @@ impl Request {
             request_size: self.request_size,
             referer: &self.referer,
             user_agent: &self.user_agent,
-            router: obs.router.as_deref(),
-            service: obs.service.as_deref(),
+            router: obs.router(),
+            service: obs.service(),
             service_url: obs.service_url.as_deref(),
             service_addr: obs.service_addr,
             origin_status: obs.origin_status,

@@ -398,8 +398,8 @@ async fn handle_request<C: Downstream>(
     if let (Some(m), true) = (&w.metrics, obs.status != 0) {
         m.borrow_mut().record(&stats::Observation {
             entry_point: &ep.name,
-            router: obs.router.as_deref(),
-            service: obs.service.as_deref(),
+            router: obs.router(),
+            service: obs.service(),
             method,
             websocket: obs.status == 101,
             code: obs.status,
@@ -503,19 +503,16 @@ async fn route_request<C: Downstream>(
             .table()
             .entry_point(&ep.name)
             .and_then(|e| e.find(&view, client.is_tls()))
-            .and_then(|i| snap.table().router(i));
+            .and_then(|i| Some((i, snap.table().router(i)?)));
         (route, head.is_head(buf))
     };
-    let Some(router) = route else {
+    let Some((index, router)) = route else {
         obs.status = 404;
         return respond_local(client, rbuf, head, 404, has_body).await;
     };
     if obs.enabled {
-        obs.router = Some(router.name.clone());
-        obs.service = snap
-            .table()
-            .service(router.service)
-            .map(|s| s.name().to_string());
+        // The names are read from the table when logged: no copy per request.
+        obs.route = Some((snap.clone(), index));
     }
     let mut retry = None;
     for m in &router.middlewares {
@@ -534,7 +531,7 @@ async fn route_request<C: Downstream>(
         obs.internal = true;
         let terminating = crate::shutdown::terminating() || w.shutdown.is_fired();
         let close = has_body || !head.keep_alive;
-        let bytes = internal::response(
+        let answer = internal::response(
             *kind,
             rbuf,
             head,
@@ -543,7 +540,10 @@ async fn route_request<C: Downstream>(
             close,
         )
         .await;
-        return respond_bytes(client, rbuf, head, bytes, close).await;
+        return match answer {
+            Ok(bytes) => respond_bytes(client, rbuf, head, bytes, close).await,
+            Err(status) => respond_local(client, rbuf, head, status, has_body).await,
+        };
     }
     let service = router.service;
     let target = Target {
@@ -776,8 +776,10 @@ async fn forward<'a, C: Downstream>(
     w.heads.give(out);
     if obs.enabled {
         obs.retries = tries - 1;
-        obs.service_url = Some(server.url.clone());
         obs.service_addr = Some(server.addr);
+        if w.access_log.is_some() {
+            obs.service_url = Some(server.url.clone());
+        }
     }
     match outcome {
         Ok(keep) => keep && client_keep_alive,

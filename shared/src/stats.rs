@@ -125,6 +125,15 @@ pub struct Stats {
 }
 
 impl Stats {
+    /// The health-checked servers found down, as (service, url).
+    pub fn servers_down(&self) -> std::collections::HashSet<(&str, &str)> {
+        self.servers
+            .iter()
+            .filter(|s| !s.up)
+            .map(|s| (s.service.as_str(), s.url.as_str()))
+            .collect()
+    }
+
     /// Adds `other`'s counters (another worker's) to these.
     pub fn merge(&mut self, other: &Stats) {
         if self.bounds.is_empty() {

@@ -37,14 +37,17 @@ pub fn handle(api: &Api, rest: &str, query: &[(String, String)]) -> Response {
         }
         [proto @ ("http" | "tcp"), kind @ ("routers" | "services" | "middlewares"), name] => {
             let what = kind.trim_end_matches('s');
-            item(model.items(proto, kind), name, what)
+            item(model.items_named(proto, kind, Some(name)), name, what)
         }
         ["udp", "routers" | "services"] => list(Vec::new(), query, &[]),
-        ["ringway", "rates"] => Response::json(&json!({
-            "generation": view.generation,
-            "routers": view.rates.routers,
-            "services": view.rates.services,
-        })),
+        ["ringway", "rates"] => {
+            let rates = api.rates();
+            Response::json(&json!({
+                "generation": view.generation,
+                "routers": rates.routers,
+                "services": rates.services,
+            }))
+        }
         _ => Response::error(404, "not found"),
     }
 }
@@ -153,50 +156,81 @@ fn list(mut items: Vec<Value>, query: &[(String, String)], extra: &[&str]) -> Re
 struct Model<'a> {
     api: &'a Api,
     view: &'a View,
-    /// Routers using each service and each middleware.
-    used_by: HashMap<String, Vec<String>>,
+    /// Routers using each service and each middleware, made when first needed.
+    used_by: std::cell::OnceCell<HashMap<String, Vec<String>>>,
+    /// Health-checked servers found down, (service, url), made when first needed.
+    servers_down: std::cell::OnceCell<std::collections::HashSet<(&'a str, &'a str)>>,
 }
 
 impl<'a> Model<'a> {
     fn new(api: &'a Api, view: &'a View) -> Model<'a> {
-        let mut used_by: HashMap<String, Vec<String>> = HashMap::new();
-        for r in &view.runtime.routers {
-            let key = |name: &str| {
-                if r.tcp {
-                    format!("tcp:{name}")
-                } else {
-                    name.to_string()
+        Model {
+            api,
+            view,
+            used_by: std::cell::OnceCell::new(),
+            servers_down: std::cell::OnceCell::new(),
+        }
+    }
+
+    /// The routers using `name` (a TCP service's name is prefixed with `tcp:`).
+    fn used_by(&self, name: &str) -> Vec<String> {
+        let map = self.used_by.get_or_init(|| {
+            let mut used_by: HashMap<String, Vec<String>> = HashMap::new();
+            for r in &self.view.runtime.routers {
+                let key = |name: &str| {
+                    if r.tcp {
+                        format!("tcp:{name}")
+                    } else {
+                        name.to_string()
+                    }
+                };
+                used_by
+                    .entry(key(&r.service))
+                    .or_default()
+                    .push(r.name.clone());
+                for m in &r.middleware_names {
+                    used_by.entry(key(m)).or_default().push(r.name.clone());
                 }
-            };
-            used_by
-                .entry(key(&r.service))
-                .or_default()
-                .push(r.name.clone());
-            for m in &r.middleware_names {
-                used_by.entry(key(m)).or_default().push(r.name.clone());
             }
-        }
-        for v in used_by.values_mut() {
-            v.sort();
-            v.dedup();
-        }
-        Model { api, view, used_by }
+            for v in used_by.values_mut() {
+                v.sort();
+                v.dedup();
+            }
+            used_by
+        });
+        map.get(name).cloned().unwrap_or_default()
     }
 
     fn items(&self, proto: &str, kind: &str) -> Vec<Value> {
+        self.items_named(proto, kind, None)
+    }
+
+    /// The items of a list, or only the one named `only` (without building the others).
+    fn items_named(&self, proto: &str, kind: &str, only: Option<&str>) -> Vec<Value> {
         let rt = &self.view.runtime;
         let tcp = proto == "tcp";
+        let wanted = |name: &str| only.is_none_or(|o| o == name);
         match kind {
             "routers" => rt
                 .routers
                 .iter()
-                .filter(|r| r.tcp == tcp)
+                .filter(|r| r.tcp == tcp && wanted(&r.name))
                 .map(|r| self.router(r))
                 .collect(),
-            "services" if tcp => self.tcp_services(),
-            "services" => rt.services.iter().map(|s| self.service(s)).collect(),
+            "services" if tcp => self.tcp_services(only),
+            "services" => rt
+                .services
+                .iter()
+                .filter(|s| wanted(&s.name))
+                .map(|s| self.service(s))
+                .collect(),
             "middlewares" if tcp => Vec::new(),
-            _ => rt.middlewares.iter().map(|m| self.middleware(m)).collect(),
+            _ => rt
+                .middlewares
+                .iter()
+                .filter(|m| wanted(&m.name))
+                .map(|m| self.middleware(m))
+                .collect(),
         }
     }
 
@@ -231,15 +265,10 @@ impl<'a> Model<'a> {
     fn service(&self, s: &ServiceStatus) -> Value {
         let rt = &self.view.runtime;
         let mut o = Map::new();
-        let spec = rt.service_specs.iter().find(|x| x.name == s.name);
-        let down: HashMap<&str, bool> = self
-            .view
-            .stats
-            .servers
-            .iter()
-            .filter(|x| x.service == s.name)
-            .map(|x| (x.url.as_str(), x.up))
-            .collect();
+        let spec = rt.spec(&s.name);
+        let down = self
+            .servers_down
+            .get_or_init(|| self.view.stats.servers_down());
         let mut kind = None;
         match spec.map(|x| &x.kind) {
             Some(ServiceKind::LoadBalancer(lb)) => {
@@ -278,7 +307,7 @@ impl<'a> Model<'a> {
                     .servers
                     .iter()
                     .map(|srv| {
-                        let up = down.get(srv.url.as_str()).copied().unwrap_or(true);
+                        let up = !down.contains(&(s.name.as_str(), srv.url.as_str()));
                         (srv.url.clone(), json!(if up { "UP" } else { "DOWN" }))
                     })
                     .collect();
@@ -299,10 +328,7 @@ impl<'a> Model<'a> {
             Some(ServiceKind::Internal(_)) | None => {}
         }
         status_fields(&mut o, s.enabled, &s.errors);
-        o.insert(
-            "usedBy".into(),
-            json!(self.used_by.get(&s.name).cloned().unwrap_or_default()),
-        );
+        o.insert("usedBy".into(), json!(self.used_by(&s.name)));
         o.insert("name".into(), json!(s.name));
         o.insert("provider".into(), json!(s.provider));
         if let Some(k) = kind.or(match s.kind {
@@ -315,11 +341,12 @@ impl<'a> Model<'a> {
         Value::Object(o)
     }
 
-    fn tcp_services(&self) -> Vec<Value> {
+    fn tcp_services(&self, only: Option<&str>) -> Vec<Value> {
         self.view
             .runtime
             .tcp_service_specs
             .iter()
+            .filter(|s| only.is_none_or(|o| o == s.name))
             .map(|s| {
                 let mut o = Map::new();
                 let provider = s.name.rsplit_once('@').map_or("", |(_, p)| p);
@@ -350,11 +377,7 @@ impl<'a> Model<'a> {
                 status_fields(&mut o, true, &[]);
                 o.insert(
                     "usedBy".into(),
-                    json!(self
-                        .used_by
-                        .get(&format!("tcp:{}", s.name))
-                        .cloned()
-                        .unwrap_or_default()),
+                    json!(self.used_by(&format!("tcp:{}", s.name))),
                 );
                 o.insert("name".into(), json!(s.name));
                 o.insert("provider".into(), json!(provider));
@@ -368,10 +391,7 @@ impl<'a> Model<'a> {
         o.insert(m.kind.into(), node_json(&m.config));
         let errors: Vec<String> = m.error.iter().cloned().collect();
         status_fields(&mut o, m.error.is_none(), &errors);
-        o.insert(
-            "usedBy".into(),
-            json!(self.used_by.get(&m.name).cloned().unwrap_or_default()),
-        );
+        o.insert("usedBy".into(), json!(self.used_by(&m.name)));
         o.insert("name".into(), json!(m.name));
         o.insert("provider".into(), json!(m.provider));
         o.insert("type".into(), json!(m.kind.to_lowercase()));
@@ -389,17 +409,43 @@ impl<'a> Model<'a> {
     }
 
     fn overview(&self) -> Value {
-        let counts = |items: &[Value]| {
-            let n = |s: &str| items.iter().filter(|v| v["status"] == s).count();
-            json!({ "total": items.len(), "warnings": n("warning"), "errors": n("disabled") })
+        // Counted from the statuses, without building every item's JSON.
+        let counts = |statuses: &mut dyn Iterator<Item = &'static str>| {
+            let (mut total, mut warnings, mut errors) = (0, 0, 0);
+            for st in statuses {
+                total += 1;
+                match st {
+                    "warning" => warnings += 1,
+                    "disabled" => errors += 1,
+                    _ => {}
+                }
+            }
+            json!({ "total": total, "warnings": warnings, "errors": errors })
         };
-        let section = |proto: &str| {
-            json!({
-                "routers": counts(&self.items(proto, "routers")),
-                "services": counts(&self.items(proto, "services")),
-                "middlewares": counts(&self.items(proto, "middlewares")),
-            })
+        let rt = &self.view.runtime;
+        let routers = |tcp: bool| {
+            counts(
+                &mut rt
+                    .routers
+                    .iter()
+                    .filter(move |r| r.tcp == tcp)
+                    .map(|r| status(r.enabled, !r.errors.is_empty())),
+            )
         };
+        let http = json!({
+            "routers": routers(false),
+            "services": counts(
+                &mut rt.services.iter().map(|s| status(s.enabled, !s.errors.is_empty()))
+            ),
+            "middlewares": counts(
+                &mut rt.middlewares.iter().map(|m| status(m.error.is_none(), m.error.is_some()))
+            ),
+        });
+        let tcp = json!({
+            "routers": routers(true),
+            "services": counts(&mut rt.tcp_service_specs.iter().map(|_| status(true, false))),
+            "middlewares": counts(&mut std::iter::empty()),
+        });
         let cfg = &self.api.settings.cfg;
         let p = &cfg.providers;
         let mut providers = Vec::new();
@@ -416,8 +462,8 @@ impl<'a> Model<'a> {
         }
         let zero = json!({ "total": 0, "warnings": 0, "errors": 0 });
         json!({
-            "http": section("http"),
-            "tcp": section("tcp"),
+            "http": http,
+            "tcp": tcp,
             "udp": { "routers": zero, "services": zero },
             "features": {
                 "tracing": "",
@@ -454,15 +500,19 @@ impl<'a> Model<'a> {
 
 /// `status` (`enabled`, `warning` when enabled with errors, `disabled`) and `error`.
 fn status_fields(o: &mut Map<String, Value>, enabled: bool, errors: &[String]) {
-    let status = match (enabled, errors.is_empty()) {
-        (false, _) => "disabled",
-        (true, false) => "warning",
-        (true, true) => "enabled",
-    };
     if !errors.is_empty() {
         o.insert("error".into(), json!(errors));
     }
-    o.insert("status".into(), json!(status));
+    o.insert("status".into(), json!(status(enabled, !errors.is_empty())));
+}
+
+/// Traefik's status: `disabled`, `warning` (enabled with errors), `enabled`.
+fn status(enabled: bool, has_errors: bool) -> &'static str {
+    match (enabled, has_errors) {
+        (false, _) => "disabled",
+        (true, true) => "warning",
+        (true, false) => "enabled",
+    }
 }
 
 fn tls_fields(o: &mut Map<String, Value>, t: &ringway_shared::config::dynamic::RouterTlsConfig) {

@@ -66,7 +66,7 @@ pub fn render(api: &Api) -> Response {
         "gauge",
         "Certificate expiration timestamp",
     );
-    for c in &view.certs {
+    for c in view.certs.iter() {
         let _ = writeln!(
             out,
             "traefik_tls_certs_not_after{{cn=\"{}\",sans=\"{}\",serial=\"{}\"}} {}",
@@ -115,16 +115,13 @@ pub fn render(api: &Api) -> Response {
             "gauge",
             "service server is up, described by gauge value of 0 or 1",
         );
+        let down = stats.servers_down();
         for s in &view.runtime.service_specs {
             let ServiceKind::LoadBalancer(lb) = &s.kind else {
                 continue;
             };
             for srv in &lb.servers {
-                let up = stats
-                    .servers
-                    .iter()
-                    .find(|x| x.service == s.name && x.url == srv.url)
-                    .is_none_or(|x| x.up);
+                let up = !down.contains(&(s.name.as_str(), srv.url.as_str()));
                 let _ = writeln!(
                     out,
                     "traefik_service_server_up{{service=\"{}\",url=\"{}\"}} {}",

@@ -409,6 +409,7 @@ pub fn error_response(status: u16, close: bool) -> &'static [u8] {
         413 => canned!("413" "Content Too Large", "", "413 Request Entity Too Large", "28"),
         414 => canned!("414" "URI Too Long", "", "414 URI Too Long", "16"),
         417 => canned!("417" "Expectation Failed", "", "417 Expectation Failed", "22"),
+        418 => canned!("418" "I'm a teapot", "", "I'm a teapot", "12"),
         421 => canned!("421" "Misdirected Request", "", "Misdirected Request\n", "20"),
         429 => canned!("429" "Too Many Requests", "", "Too Many Requests\n", "18"),
         431 => canned!(

@@ -17,7 +17,8 @@ const TIMEOUT: Duration = Duration::from_secs(30);
 /// `/api/rawdata` at 10,000 routers is a few MB.
 const MAX_RESPONSE: usize = 256 * 1024 * 1024;
 
-/// The complete response to a request for `kind`.
+/// The complete response to a request for `kind`, or the status of a canned local answer
+/// (`error_response`).
 pub async fn response(
     kind: InternalService,
     rbuf: &[u8],
@@ -25,22 +26,27 @@ pub async fn response(
     socket: Option<&Path>,
     terminating: bool,
     close: bool,
-) -> Vec<u8> {
+) -> Result<Vec<u8>, u16> {
     let method = head.method(rbuf);
-    let local = |status, text, extra| local(status, text, extra, close, method == "HEAD");
     match kind {
         InternalService::Ping { terminating_status } => {
-            return super::ping::response(method, terminating, terminating_status, close)
+            return Ok(super::ping::response(
+                method,
+                terminating,
+                terminating_status,
+                close,
+            ))
         }
         // Traefik's noop handler answers 418 to whatever reaches it.
-        InternalService::Noop => return local(418, "I'm a teapot", ""),
+        InternalService::Noop => return Err(418),
         _ => {}
     }
     if method != "GET" && method != "HEAD" {
-        return local(405, "Method Not Allowed", "Allow: GET, HEAD\r\n");
+        // The API answers GET and HEAD only, as ping does: the same 405.
+        return Ok(super::ping::response(method, false, 0, close));
     }
     let (Some(prefix), Some(socket)) = (kind.socket_prefix(), socket) else {
-        return local(503, "Service Unavailable", "");
+        return Err(503);
     };
     let text = |r: &std::ops::Range<usize>| rbuf.get(r.clone()).unwrap_or_default();
     let mut request = Vec::with_capacity(256);
@@ -58,18 +64,18 @@ pub async fn response(
             if close {
                 add_close(&mut bytes);
             }
-            bytes
+            Ok(bytes)
         }
         Some(Ok(_)) => {
             tracing::warn!("the control plane answered an internal request with garbage");
-            local(502, "Bad Gateway", "")
+            Err(502)
         }
         Some(Err(e)) => {
             // Restarting, most likely: the socket comes back with the new control plane.
             tracing::debug!(error = %e, "control plane socket");
-            local(503, "Service Unavailable", "")
+            Err(503)
         }
-        None => local(504, "Gateway Timeout", ""),
+        None => Err(504),
     }
 }
 
@@ -96,15 +102,4 @@ fn add_close(bytes: &mut Vec<u8>) {
         let at = eol + 2;
         bytes.splice(at..at, b"Connection: close\r\n".iter().copied());
     }
-}
-
-fn local(status: u16, text: &str, extra: &str, close: bool, head_only: bool) -> Vec<u8> {
-    let connection = if close { "Connection: close\r\n" } else { "" };
-    let body = if head_only { "" } else { text };
-    format!(
-        "HTTP/1.1 {status} {text}\r\nContent-Type: text/plain; charset=utf-8\r\n\
-         Content-Length: {}\r\n{extra}{connection}\r\n{body}",
-        text.len()
-    )
-    .into_bytes()
 }

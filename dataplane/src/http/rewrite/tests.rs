@@ -317,13 +317,14 @@ fn response_chunked_keep_alive_and_duplicate_length() {
 fn error_responses_are_well_formed() {
     for status in [
         400, 403, 404, 405, 408, 413, 414, 417, 421, 429, 431, 500, 501, 502, 503, 504, 505, 418,
+        499,
     ] {
         for close in [false, true] {
             let bytes = error_response(status, close);
             let mut head = ResponseHead::new();
             let parsed = parse_response(bytes, &Limits::default(), false, &mut head);
             assert_eq!(parsed, Ok(ParseStatus::Complete), "{status}");
-            let want = if status == 418 { 500 } else { status };
+            let want = if status == 499 { 500 } else { status };
             assert_eq!(head.status, want);
             let body = &bytes[head.head_len..];
             assert_eq!(head.framing, Framing::Length(body.len() as u64), "{status}");
