@@ -6,9 +6,13 @@
 use criterion::{criterion_group, criterion_main, Criterion};
 use ringway_controlplane::aggregator::{resolve, ProviderConfig};
 use ringway_shared::config::{parse_dynamic, Format, StaticConfig};
-use ringway_shared::table::{RouteTable, TableSpec};
+use ringway_shared::table::{
+    HealthCheckSpec, HealthFlag, RouteTable, RuleCache, ServerSpec, TableSpec,
+};
 use std::hint::black_box;
 use std::net::SocketAddr;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 
 // As in the binary: the allocator is part of what a reload costs.
 #[global_allocator]
@@ -62,6 +66,15 @@ fn stages(c: &mut Criterion) {
     });
     g.bench_function("compile", |b| {
         b.iter(|| RouteTable::compile(black_box(&table)).expect("compiles"))
+    });
+    // The data plane keeps the last table's compiled rules: a reload compiles new ones only.
+    let mut rules = RuleCache::default();
+    let up = &mut |_: &str, _: &ServerSpec, _: &HealthCheckSpec| -> HealthFlag {
+        Arc::new(AtomicBool::new(true))
+    };
+    RouteTable::compile_with(&table, &mut rules, up).expect("compiles");
+    g.bench_function("compile_reusing_rules", |b| {
+        b.iter(|| RouteTable::compile_with(black_box(&table), &mut rules, up).expect("compiles"))
     });
     g.finish();
 }

@@ -10,7 +10,9 @@ use ringway_shared::ipc::{
     ControlToData, DataToControl, API_SOCKET_ENV, PROTOCOL_VERSION, SERVER_ENV,
 };
 use ringway_shared::stats::Stats;
-use ringway_shared::table::{RouteTable, TableSpec};
+use ringway_shared::table::{
+    HealthCheckSpec, HealthFlag, RouteTable, RuleCache, ServerSpec, TableSpec,
+};
 use rustls::sign::CertifiedKey;
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -81,6 +83,7 @@ impl ControlLink {
             compiler: Compiler {
                 generated,
                 health: health.clone(),
+                rules: Default::default(),
             },
             api_socket,
         };
@@ -160,6 +163,8 @@ struct Compiler {
     generated: Arc<CertifiedKey>,
     /// `None` when the checker thread could not start (logged; servers count as up).
     health: Option<Arc<Health>>,
+    /// The last table's compiled rules, reused by the next.
+    rules: std::cell::RefCell<RuleCache>,
 }
 
 fn run(args: Vec<String>, slot: Arc<TableSlot>, shared: Shared) {
@@ -385,11 +390,15 @@ impl Compiler {
     /// health checks probe.
     fn compile(&self, spec: &TableSpec) -> Result<(Published, Probes), String> {
         let mut probes = HashMap::new();
+        let mut rules = self.rules.borrow_mut();
+        let mut all_up = |_: &str, _: &ServerSpec, _: &HealthCheckSpec| -> HealthFlag {
+            Arc::new(AtomicBool::new(true))
+        };
         let table = match &self.health {
-            Some(h) => RouteTable::compile_with(spec, &mut |service, server, check| {
+            Some(h) => RouteTable::compile_with(spec, &mut rules, &mut |service, server, check| {
                 h.flag_for(&mut probes, service, server, check)
             }),
-            None => RouteTable::compile(spec),
+            None => RouteTable::compile_with(spec, &mut rules, &mut all_up),
         }
         .map_err(|e| e.to_string())?;
         let tls = crate::tls::build(&spec.tls, &spec.acme.tls_alpn, &self.generated)

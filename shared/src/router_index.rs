@@ -13,6 +13,7 @@ use crate::rule::{
 };
 use rustc_hash::FxHashMap;
 use std::mem::size_of;
+use std::sync::Arc;
 
 /// Routers of one entry point, indexed for matching.
 #[derive(Debug, Default)]
@@ -25,13 +26,41 @@ pub struct RouterIndex {
     wildcard: Box<[u32]>,
 }
 
-/// One router of the index.
+/// A rule compiled for matching, with the hosts it requires. Immutable, so one compiled
+/// rule serves every entry point a router is on and every later table with the same rule
+/// text (see [`crate::table::RuleCache`]).
 #[derive(Debug)]
-pub struct IndexEntry {
+pub struct IndexedRule {
     pub rule: CompiledRule,
     /// The hosts the rule requires (normalized, sorted, deduplicated), or `None` if it can
     /// match any host.
     pub hosts: Option<Box<[Box<str>]>>,
+}
+
+impl IndexedRule {
+    /// Fails if the rule does not compile as an HTTP rule (a TCP matcher in it).
+    pub fn new(expr: &Expr) -> Result<IndexedRule, RuleError> {
+        let rule = CompiledRule::new(expr)?;
+        let hosts = required_hosts(expr).map(|mut hosts| {
+            hosts.sort_unstable();
+            hosts.dedup();
+            hosts.into_boxed_slice()
+        });
+        Ok(IndexedRule { rule, hosts })
+    }
+
+    fn heap_bytes(&self) -> usize {
+        self.rule.heap_bytes()
+            + self.hosts.as_ref().map_or(0, |hosts| {
+                hosts.iter().map(|h| size_of::<Box<str>>() + h.len()).sum()
+            })
+    }
+}
+
+/// One router of the index.
+#[derive(Debug)]
+pub struct IndexEntry {
+    pub rule: Arc<IndexedRule>,
     pub priority: i64,
     pub name: String,
     /// The caller's value for this router, returned by [`RouterIndex::find`].
@@ -44,25 +73,28 @@ impl RouterIndex {
     pub fn build(
         routers: Vec<(Expr, i64, String, u32)>,
     ) -> Result<RouterIndex, (String, RuleError)> {
-        let mut entries = Vec::with_capacity(routers.len());
+        let mut compiled = Vec::with_capacity(routers.len());
         for (expr, priority, name, value) in routers {
-            let rule = match CompiledRule::new(&expr) {
-                Ok(rule) => rule,
+            match IndexedRule::new(&expr) {
+                Ok(rule) => compiled.push((Arc::new(rule), priority, name, value)),
                 Err(e) => return Err((name, e)),
-            };
-            let hosts = required_hosts(&expr).map(|mut hosts| {
-                hosts.sort_unstable();
-                hosts.dedup();
-                hosts.into_boxed_slice()
-            });
-            entries.push(IndexEntry {
+            }
+        }
+        Ok(RouterIndex::build_compiled(compiled))
+    }
+
+    /// Indexes routers whose rules are compiled already, given as `(rule, priority, name,
+    /// value)`.
+    pub fn build_compiled(routers: Vec<(Arc<IndexedRule>, i64, String, u32)>) -> RouterIndex {
+        let mut entries: Vec<IndexEntry> = routers
+            .into_iter()
+            .map(|(rule, priority, name, value)| IndexEntry {
                 rule,
-                hosts,
                 priority,
                 name,
                 value,
-            });
-        }
+            })
+            .collect();
         // Stable: equal priority and name keep input order.
         entries.sort_by(|a, b| {
             b.priority
@@ -75,7 +107,7 @@ impl RouterIndex {
         for (i, entry) in entries.iter().enumerate() {
             // Saturates only past 4 billion routers.
             let i = u32::try_from(i).unwrap_or(u32::MAX);
-            match &entry.hosts {
+            match &entry.rule.hosts {
                 Some(hosts) => {
                     for host in hosts.iter() {
                         by_host.entry(host.clone()).or_default().push(i);
@@ -84,14 +116,14 @@ impl RouterIndex {
                 None => wildcard.push(i),
             }
         }
-        Ok(RouterIndex {
+        RouterIndex {
             entries,
             by_host: by_host
                 .into_iter()
                 .map(|(host, list)| (host, list.into_boxed_slice()))
                 .collect(),
             wildcard: wildcard.into_boxed_slice(),
-        })
+        }
     }
 
     /// The value of the first router, in order, whose rule matches the request.
@@ -116,7 +148,7 @@ impl RouterIndex {
                 (None, None) => return None,
             };
             let entry = next.and_then(|&i| self.entries.get(i as usize))?;
-            if entry.rule.matches_normalized(req, host) {
+            if entry.rule.rule.matches_normalized(req, host) {
                 return Some(entry);
             }
         }
@@ -135,7 +167,8 @@ impl RouterIndex {
         self.entries.is_empty()
     }
 
-    /// Approximate bytes held by the index, for reporting.
+    /// Approximate bytes held by the index, for reporting (a rule shared with another
+    /// index is counted in each).
     pub fn memory_bytes(&self) -> usize {
         let entries: usize = self
             .entries
@@ -143,10 +176,9 @@ impl RouterIndex {
             .map(|e| {
                 size_of::<IndexEntry>()
                     + e.name.capacity()
+                    + size_of::<IndexedRule>()
+                    + 2 * size_of::<usize>() // the Arc's counts
                     + e.rule.heap_bytes()
-                    + e.hosts.as_ref().map_or(0, |hosts| {
-                        hosts.iter().map(|h| size_of::<Box<str>>() + h.len()).sum()
-                    })
             })
             .sum();
         let buckets: usize = self

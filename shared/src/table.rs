@@ -7,8 +7,8 @@
 mod compiled;
 
 pub use compiled::{
-    AcmeHttp, CompiledRouter, CompiledService, EntryRoutes, HealthFlag, RouteTable, TableError,
-    TcpEntryRoutes, TcpRoute,
+    AcmeHttp, CompiledRouter, CompiledService, EntryRoutes, HealthFlag, RouteTable, RuleCache,
+    TableError, TcpEntryRoutes, TcpRoute,
 };
 
 use serde::{Deserialize, Serialize};

@@ -2,9 +2,10 @@
 
 use super::TcpTls;
 use super::{HealthCheckSpec, InternalService, ServerSpec, ServiceId, ServiceKind, TableSpec};
-use crate::router_index::RouterIndex;
+use crate::router_index::{IndexedRule, RouterIndex};
 use crate::rule::{self, RequestView};
 use crate::tcp_rule::{TcpRequest, TcpRule};
+use rustc_hash::FxHashMap;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -165,13 +166,18 @@ impl RouteTable {
     /// Compiles a spec: parses and indexes every rule, checks every reference. Health-checked
     /// servers start up, each with a flag of its own.
     pub fn compile(spec: &TableSpec) -> Result<RouteTable, TableError> {
-        RouteTable::compile_with(spec, &mut |_, _, _| Arc::new(AtomicBool::new(true)))
+        RouteTable::compile_with(spec, &mut RuleCache::default(), &mut |_, _, _| {
+            Arc::new(AtomicBool::new(true))
+        })
     }
 
     /// As [`RouteTable::compile`], with the flag of each health-checked server from
-    /// `health_of(service, server, check)` (so that a server keeps its state across tables).
+    /// `health_of(service, server, check)` (so that a server keeps its state across tables),
+    /// and the rules `cache` compiled for the last table taken from it; on success the cache
+    /// holds this table's rules.
     pub fn compile_with(
         spec: &TableSpec,
+        cache: &mut RuleCache,
         health_of: &mut dyn FnMut(&str, &ServerSpec, &HealthCheckSpec) -> HealthFlag,
     ) -> Result<RouteTable, TableError> {
         let services_len = spec.services.len();
@@ -216,6 +222,7 @@ impl RouteTable {
 
         let mut per_ep: HashMap<&str, (Vec<IndexInput>, Vec<IndexInput>)> = HashMap::new();
         let mut routers = Vec::with_capacity(spec.routers.len());
+        let mut rules = RuleCache::with_capacity(spec.routers.len());
         for (i, r) in spec.routers.iter().enumerate() {
             if r.service.0 as usize >= services_len {
                 return Err(TableError::ServiceIndex {
@@ -224,14 +231,16 @@ impl RouteTable {
                     len: services_len,
                 });
             }
-            let expr = rule::parse(&r.rule).map_err(|source| TableError::Rule {
-                router: r.name.clone(),
-                source,
-            })?;
+            let rule = rules
+                .get_or_compile(&r.rule, cache)
+                .map_err(|source| TableError::Rule {
+                    router: r.name.clone(),
+                    source,
+                })?;
             for ep in &r.entry_points {
                 let lists = per_ep.entry(ep.as_str()).or_default();
                 let list = if r.tls { &mut lists.1 } else { &mut lists.0 };
-                list.push((expr.clone(), r.priority, r.name.clone(), i as u32));
+                list.push((rule.clone(), r.priority, r.name.clone(), i as u32));
             }
             routers.push(CompiledRouter {
                 name: r.name.clone(),
@@ -241,13 +250,12 @@ impl RouteTable {
         }
         let mut entry_points = HashMap::with_capacity(per_ep.len());
         for (ep, (plain, tls)) in per_ep {
-            let plain = RouterIndex::build(plain)
-                .map_err(|(router, source)| TableError::Rule { router, source })?;
-            let tls = RouterIndex::build(tls)
-                .map_err(|(router, source)| TableError::Rule { router, source })?;
+            let plain = RouterIndex::build_compiled(plain);
+            let tls = RouterIndex::build_compiled(tls);
             entry_points.insert(ep.to_string(), EntryRoutes { plain, tls });
         }
         let (tcp_entry_points, tcp_services) = compile_tcp(spec)?;
+        *cache = rules;
         let acme = &spec.acme;
         let acme_http = (!acme.http_entry_points.is_empty()).then(|| {
             Box::new(AcmeHttp {
@@ -314,7 +322,53 @@ impl RouteTable {
     }
 }
 
-type IndexInput = (rule::Expr, i64, String, u32);
+type IndexInput = (Arc<IndexedRule>, i64, String, u32);
+
+/// HTTP rules compiled for a table, by rule text. The data plane keeps the last table's, so
+/// that a reload compiles only the rules that are new (at 10,000 routers, parsing and
+/// compiling every rule again was a third of the compile). Rules are immutable and shared
+/// (`Arc`) between the tables that use them.
+#[derive(Debug, Default)]
+pub struct RuleCache {
+    rules: FxHashMap<Arc<str>, Arc<IndexedRule>>,
+}
+
+impl RuleCache {
+    fn with_capacity(n: usize) -> RuleCache {
+        RuleCache {
+            rules: FxHashMap::with_capacity_and_hasher(n, Default::default()),
+        }
+    }
+
+    /// The compiled `text`: from this cache, else from `previous`, else compiled now (and
+    /// kept here in each case).
+    fn get_or_compile(
+        &mut self,
+        text: &str,
+        previous: &RuleCache,
+    ) -> Result<Arc<IndexedRule>, rule::RuleError> {
+        if let Some(rule) = self.rules.get(text) {
+            return Ok(rule.clone());
+        }
+        let (key, rule) = match previous.rules.get_key_value(text) {
+            Some((key, rule)) => (key.clone(), rule.clone()),
+            None => (
+                Arc::from(text),
+                Arc::new(IndexedRule::new(&rule::parse(text)?)?),
+            ),
+        };
+        self.rules.insert(key, rule.clone());
+        Ok(rule)
+    }
+
+    pub fn len(&self) -> usize {
+        self.rules.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+}
 
 type TcpCompiled = (HashMap<String, TcpEntryRoutes>, Vec<super::TcpServiceSpec>);
 
@@ -407,5 +461,72 @@ impl EntryRoutes {
         } else {
             self.plain.find(req)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::table::{LoadBalancerSpec, RouterSpec, ServiceSpec};
+
+    fn spec(rules: &[&str]) -> TableSpec {
+        TableSpec {
+            routers: rules
+                .iter()
+                .enumerate()
+                .map(|(i, rule)| RouterSpec {
+                    name: format!("r{i}@file"),
+                    entry_points: vec!["web".into(), "other".into()],
+                    rule: rule.to_string(),
+                    priority: 0,
+                    service: ServiceId(0),
+                    tls: false,
+                    middlewares: Vec::new(),
+                })
+                .collect(),
+            services: vec![ServiceSpec {
+                name: "s@file".into(),
+                kind: ServiceKind::LoadBalancer(LoadBalancerSpec {
+                    servers: Vec::new(),
+                    pass_host_header: true,
+                    health_check: None,
+                }),
+            }],
+            ..TableSpec::default()
+        }
+    }
+
+    fn rule_of(table: &RouteTable, ep: &str, i: usize) -> Arc<IndexedRule> {
+        table.entry_points[ep].plain.entries()[i].rule.clone()
+    }
+
+    #[test]
+    fn a_reload_reuses_the_rules_of_the_last_table_and_compiles_only_new_ones() {
+        let mut cache = RuleCache::default();
+        let up = &mut |_: &str, _: &ServerSpec, _: &HealthCheckSpec| -> HealthFlag {
+            Arc::new(AtomicBool::new(true))
+        };
+        let a = "Host(`a.test`)";
+        let first = RouteTable::compile_with(&spec(&[a]), &mut cache, up).expect("compiles");
+        assert_eq!(cache.len(), 1);
+        // One compiled rule serves both entry points.
+        assert!(Arc::ptr_eq(
+            &rule_of(&first, "web", 0),
+            &rule_of(&first, "other", 0)
+        ));
+
+        let b = "Host(`b.test`) && PathPrefix(`/x`)";
+        let second = RouteTable::compile_with(&spec(&[a, b]), &mut cache, up).expect("compiles");
+        assert_eq!(cache.len(), 2);
+        let web = second.entry_points["web"].plain.entries();
+        let reused = web.iter().find(|e| e.name == "r0@file").expect("r0");
+        assert!(Arc::ptr_eq(&reused.rule, &rule_of(&first, "web", 0)));
+
+        // A table that fails leaves the cache as it was; one without a rule drops it.
+        let bad = RouteTable::compile_with(&spec(&[a, "Host(`c.test`"]), &mut cache, up);
+        assert!(matches!(bad, Err(TableError::Rule { .. })));
+        assert_eq!(cache.len(), 2);
+        RouteTable::compile_with(&spec(&[b]), &mut cache, up).expect("compiles");
+        assert_eq!(cache.len(), 1);
     }
 }
