@@ -84,9 +84,10 @@ use ringway_shared::table::{
     InternalService, MiddlewareSpec, RedirectSpec, RetrySpec, RouterSpec, ServiceId, ServiceKind,
     ServiceSpec, TableSpec, TlsOptionsSpec,
 };
+use rustc_hash::FxHashMap as HashMap;
 use services::Services;
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
 /// One provider's whole view.
@@ -179,7 +180,12 @@ pub fn qualify(name: &str, provider: &str) -> String {
     if name.contains('@') {
         name.to_string()
     } else {
-        format!("{name}@{provider}")
+        // Not `format!`: this runs twice per router and once per service on every reload.
+        let mut q = String::with_capacity(name.len() + 1 + provider.len());
+        q.push_str(name);
+        q.push('@');
+        q.push_str(provider);
+        q
     }
 }
 
@@ -204,8 +210,11 @@ pub fn resolve(
         &mut out,
     );
 
-    // Services first: routers refer to them by index.
-    let mut raw = BTreeMap::new();
+    // Services first: routers refer to them by index. Collected, then built into the map in
+    // one pass (each provider's services come sorted): 10,000 inserts cost more.
+    let n_services: usize = providers.iter().map(|p| p.config.http.services.len()).sum();
+    let n_routers: usize = providers.iter().map(|p| p.config.http.routers.len()).sum();
+    let mut raw = Vec::with_capacity(n_services);
     for p in providers {
         for (name, svc) in &p.config.http.services {
             let loc = location(&p.config, "http.services", name, &p.provider);
@@ -214,16 +223,19 @@ pub fn resolve(
                     .push(ConfigError::new(loc, "a service name cannot contain '@'"));
                 continue;
             }
-            raw.insert(
+            raw.push((
                 qualify(name, &p.provider),
                 services::RawService {
                     provider: &p.provider,
                     config: svc,
                     location: loc,
                 },
-            );
+            ));
         }
     }
+    let raw: BTreeMap<String, services::RawService<'_>> = raw.into_iter().collect();
+    out.routers.reserve(n_routers);
+    out.table.routers.reserve(n_routers);
     let mut services = Services::build(&raw, resolve_addr, &mut out);
     let noop_used = providers.iter().any(|p| {
         p.config
@@ -236,7 +248,7 @@ pub fn resolve(
 
     // What the data plane gets for each middleware, and what the API shows of it.
     let mut middlewares: HashMap<String, (&'static str, Result<MiddlewareSpec, String>)> =
-        HashMap::new();
+        HashMap::default();
     for p in providers {
         for (name, m) in &p.config.http.middlewares {
             let q = qualify(name, &p.provider);

@@ -314,7 +314,14 @@ fn receive_tables(
             Ok(ControlToData::Table(payload)) => {
                 let received = Instant::now();
                 let generation = payload.generation;
-                let compiled = payload.decode().and_then(|spec| compiler.compile(&spec));
+                // The decoded spec (10,000 routers: milliseconds to free) and the shared
+                // memory are let go after the table is live and acknowledged, not before.
+                let spec = payload.decode();
+                let compiled = spec
+                    .as_ref()
+                    .map_err(String::clone)
+                    .and_then(|spec| compiler.compile(spec));
+                let _later = (spec, payload);
                 match compiled {
                     Ok((published, probes)) => {
                         let routers = published.table.routers_len();

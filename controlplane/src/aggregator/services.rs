@@ -9,7 +9,8 @@ use ringway_shared::table::{
     HealthCheckSpec, LoadBalancerSpec, ServerSpec, ServiceId, ServiceKind, ServiceSpec,
     WeightedChild,
 };
-use std::collections::{BTreeMap, HashMap, HashSet};
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -33,10 +34,11 @@ impl Services {
         resolve_addr: Resolver<'_>,
         out: &mut Resolution,
     ) -> Services {
-        let mut specs = Vec::new();
-        let mut ids = HashMap::new();
+        let mut specs = Vec::with_capacity(raw.len());
+        let mut ids = HashMap::with_capacity_and_hasher(raw.len(), Default::default());
+        out.services.reserve(raw.len());
         let mut pending_children = Vec::new();
-        let mut weighted_ok = HashSet::new();
+        let mut weighted_ok = HashSet::default();
         for (name, svc) in raw {
             let mut status = ServiceStatus {
                 name: name.clone(),
