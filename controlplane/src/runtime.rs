@@ -157,7 +157,11 @@ async fn main_loop(
     let mut last_resolved: Option<Instant> = None;
     let mut sent_times: BTreeMap<u64, Instant> = BTreeMap::new();
     let mut providers_open = true;
+    // What a reload replaced (provider views, the last table): at 10,000 routers freeing them
+    // takes milliseconds, which would compete with the data plane's compile for the CPU, so
+    // they go once the data plane has the new table live.
     let mut retired: Vec<ProviderConfig> = Vec::new();
+    let mut retired_tables: Vec<TableSpec> = Vec::new();
 
     loop {
         let all_reported = expected.iter().all(|p| configs.contains_key(*p));
@@ -193,7 +197,7 @@ async fn main_loop(
                 let Some(b) = &base else { continue };
                 let mut table = b.clone();
                 let revision = acme.overlay(&mut table);
-                match send_table(table, &mut last_sent, &mut generation, &to_data, &mut sent_times, "ACME certificates or challenges changed") {
+                match send_table(table, (&mut last_sent, &mut retired_tables), &mut generation, &to_data, &mut sent_times, "ACME certificates or challenges changed") {
                     Sent::Unchanged => acme.live(revision),
                     Sent::Pushed(g) => {
                         revisions.insert(g, revision);
@@ -215,6 +219,10 @@ async fn main_loop(
             },
             answer = answers.recv() => match answer {
                 Some(DataToControl::Ack { generation: g, apply_micros }) => {
+                    if g == generation {
+                        retired.clear();
+                        retired_tables.clear();
+                    }
                     let live = revisions.remove(&g);
                     revisions.retain(|&k, _| k > g);
                     if let Some(revision) = live {
@@ -227,6 +235,10 @@ async fn main_loop(
                     tracing::info!(generation = g, apply_micros, propagation_micros = propagation, "table live on the data plane");
                 }
                 Some(DataToControl::Nack { generation: g, error }) => {
+                    if g == generation {
+                        retired.clear();
+                        retired_tables.clear();
+                    }
                     sent_times.remove(&g);
                     if let Some(api) = &api {
                         api.reloaded(false);
@@ -303,7 +315,11 @@ async fn main_loop(
                     revision = Some(acme.overlay(&mut table));
                 }
                 let resolve_micros = last_resolved.map_or(0, |t| t.elapsed().as_micros() as u64);
-                match send_table(table, &mut last_sent, &mut generation, &to_data, &mut sent_times, "configuration changed") {
+                let sent = send_table(table, (&mut last_sent, &mut retired_tables), &mut generation, &to_data, &mut sent_times, "configuration changed");
+                if !matches!(sent, Sent::Pushed(_)) {
+                    retired.clear();
+                }
+                match sent {
                     Sent::Unchanged => {
                         if let Some(r) = revision {
                             acme.live(r);
@@ -321,7 +337,6 @@ async fn main_loop(
                     Sent::Skipped => {}
                     Sent::Gone => return,
                 }
-                retired.clear();
             }
         }
     }
@@ -340,7 +355,7 @@ enum Sent {
 /// Numbers and pushes `table` unless it equals the last one sent.
 fn send_table(
     mut table: TableSpec,
-    last_sent: &mut Option<TableSpec>,
+    (last_sent, retired): (&mut Option<TableSpec>, &mut Vec<TableSpec>),
     generation: &mut u64,
     to_data: &IpcSender<ControlToData>,
     sent_times: &mut BTreeMap<u64, Instant>,
@@ -381,7 +396,9 @@ fn send_table(
         "pushing configuration ({why})"
     );
     let g = *generation;
-    *last_sent = Some(table);
+    if let Some(old) = last_sent.replace(table) {
+        retired.push(old);
+    }
     Sent::Pushed(g)
 }
 

@@ -314,14 +314,9 @@ fn receive_tables(
             Ok(ControlToData::Table(payload)) => {
                 let received = Instant::now();
                 let generation = payload.generation;
-                // The decoded spec (10,000 routers: milliseconds to free) and the shared
-                // memory are let go after the table is live and acknowledged, not before.
-                let spec = payload.decode();
-                let compiled = spec
-                    .as_ref()
-                    .map_err(String::clone)
-                    .and_then(|spec| compiler.compile(spec));
-                let _later = (spec, payload);
+                let compiled = payload.decode().and_then(|spec| compiler.compile(spec));
+                // The shared memory is let go after the table is live and acknowledged.
+                let _later = payload;
                 match compiled {
                     Ok((published, probes)) => {
                         let routers = published.table.routers_len();
@@ -395,21 +390,24 @@ type Probes = HashMap<(String, String), Probe>;
 impl Compiler {
     /// The routes and TLS acceptor of a table, built off the workers, and the servers its
     /// health checks probe.
-    fn compile(&self, spec: &TableSpec) -> Result<(Published, Probes), String> {
+    fn compile(&self, spec: TableSpec) -> Result<(Published, Probes), String> {
+        let tls = crate::tls::build(&spec.tls, &spec.acme.tls_alpn, &self.generated)
+            .map_err(|e| e.to_string())?;
         let mut probes = HashMap::new();
         let mut rules = self.rules.borrow_mut();
         let mut all_up = |_: &str, _: &ServerSpec, _: &HealthCheckSpec| -> HealthFlag {
             Arc::new(AtomicBool::new(true))
         };
+        // The spec's names, servers and middlewares move into the table.
         let table = match &self.health {
-            Some(h) => RouteTable::compile_with(spec, &mut rules, &mut |service, server, check| {
-                h.flag_for(&mut probes, service, server, check)
-            }),
-            None => RouteTable::compile_with(spec, &mut rules, &mut all_up),
+            Some(h) => {
+                RouteTable::compile_owned(spec, &mut rules, &mut |service, server, check| {
+                    h.flag_for(&mut probes, service, server, check)
+                })
+            }
+            None => RouteTable::compile_owned(spec, &mut rules, &mut all_up),
         }
         .map_err(|e| e.to_string())?;
-        let tls = crate::tls::build(&spec.tls, &spec.acme.tls_alpn, &self.generated)
-            .map_err(|e| e.to_string())?;
         Ok((Published { table, tls }, probes))
     }
 }

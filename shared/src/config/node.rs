@@ -5,7 +5,7 @@ mod de;
 #[cfg(test)]
 mod tests;
 
-pub use de::{from_node, from_node_at, NodeDeserializer};
+pub use de::{from_node, from_node_at, NodeDeserializer, Path as NodePath};
 
 use std::fmt;
 

@@ -180,15 +180,23 @@ impl RouteTable {
         cache: &mut RuleCache,
         health_of: &mut dyn FnMut(&str, &ServerSpec, &HealthCheckSpec) -> HealthFlag,
     ) -> Result<RouteTable, TableError> {
+        RouteTable::compile_owned(spec.clone(), cache, health_of)
+    }
+
+    /// As [`RouteTable::compile_with`], taking the spec: names, servers and middlewares move
+    /// into the table instead of being copied (the data plane's path: it decodes a spec for
+    /// each table and has no other use for it).
+    pub fn compile_owned(
+        mut spec: TableSpec,
+        cache: &mut RuleCache,
+        health_of: &mut dyn FnMut(&str, &ServerSpec, &HealthCheckSpec) -> HealthFlag,
+    ) -> Result<RouteTable, TableError> {
         let services_len = spec.services.len();
         let mut services = Vec::with_capacity(services_len);
-        for s in &spec.services {
-            services.push(match &s.kind {
+        for s in std::mem::take(&mut spec.services) {
+            services.push(match s.kind {
                 ServiceKind::LoadBalancer(lb) => CompiledService::LoadBalancer {
-                    name: s.name.clone(),
                     weights: lb.servers.iter().map(|srv| srv.weight).collect(),
-                    servers: lb.servers.clone(),
-                    pass_host_header: lb.pass_host_header,
                     health: match &lb.health_check {
                         Some(check) => lb
                             .servers
@@ -197,64 +205,70 @@ impl RouteTable {
                             .collect(),
                         None => Box::default(),
                     },
+                    name: s.name,
+                    servers: lb.servers,
+                    pass_host_header: lb.pass_host_header,
                 },
                 ServiceKind::Weighted(children) => {
-                    for c in children {
+                    for c in &children {
                         if c.service.0 as usize >= services_len {
                             return Err(TableError::ChildIndex {
-                                service: s.name.clone(),
+                                service: s.name,
                                 child: c.service.0,
                             });
                         }
                     }
                     CompiledService::Weighted {
-                        name: s.name.clone(),
+                        name: s.name,
                         children: children.iter().map(|c| c.service).collect(),
                         weights: children.iter().map(|c| c.weight).collect(),
                     }
                 }
-                ServiceKind::Internal(kind) => CompiledService::Internal {
-                    name: s.name.clone(),
-                    kind: *kind,
-                },
+                ServiceKind::Internal(kind) => CompiledService::Internal { name: s.name, kind },
             });
         }
 
-        let mut per_ep: HashMap<&str, (Vec<IndexInput>, Vec<IndexInput>)> = HashMap::new();
+        let mut per_ep: HashMap<String, (Vec<IndexInput>, Vec<IndexInput>)> = HashMap::new();
         let mut routers = Vec::with_capacity(spec.routers.len());
         let mut rules = RuleCache::with_capacity(spec.routers.len());
-        for (i, r) in spec.routers.iter().enumerate() {
+        for (i, r) in std::mem::take(&mut spec.routers).into_iter().enumerate() {
             if r.service.0 as usize >= services_len {
                 return Err(TableError::ServiceIndex {
-                    router: r.name.clone(),
+                    router: r.name,
                     service: r.service.0,
                     len: services_len,
                 });
             }
-            let rule = rules
-                .get_or_compile(&r.rule, cache)
-                .map_err(|source| TableError::Rule {
-                    router: r.name.clone(),
-                    source,
-                })?;
-            for ep in &r.entry_points {
-                let lists = per_ep.entry(ep.as_str()).or_default();
+            let rule = match rules.get_or_compile(&r.rule, cache) {
+                Ok(rule) => rule,
+                Err(source) => {
+                    return Err(TableError::Rule {
+                        router: r.name,
+                        source,
+                    })
+                }
+            };
+            for ep in r.entry_points {
+                let lists = match per_ep.get_mut(&ep) {
+                    Some(lists) => lists,
+                    None => per_ep.entry(ep).or_default(),
+                };
                 let list = if r.tls { &mut lists.1 } else { &mut lists.0 };
                 list.push((rule.clone(), r.priority, r.name.clone(), i as u32));
             }
             routers.push(CompiledRouter {
-                name: r.name.clone(),
+                name: r.name,
                 service: r.service,
-                middlewares: r.middlewares.clone(),
+                middlewares: r.middlewares,
             });
         }
         let mut entry_points = HashMap::with_capacity(per_ep.len());
         for (ep, (plain, tls)) in per_ep {
             let plain = RouterIndex::build_compiled(plain);
             let tls = RouterIndex::build_compiled(tls);
-            entry_points.insert(ep.to_string(), EntryRoutes { plain, tls });
+            entry_points.insert(ep, EntryRoutes { plain, tls });
         }
-        let (tcp_entry_points, tcp_services) = compile_tcp(spec)?;
+        let (tcp_entry_points, tcp_services) = compile_tcp(&spec)?;
         *cache = rules;
         let acme = &spec.acme;
         let acme_http = (!acme.http_entry_points.is_empty()).then(|| {

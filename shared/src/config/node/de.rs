@@ -14,7 +14,35 @@ pub fn from_node<'de, T: Deserialize<'de>>(node: &'de Node) -> Result<T, NodeErr
 
 /// Decodes `T` from a subtree found at `path` (used as the prefix of error paths).
 pub fn from_node_at<'de, T: Deserialize<'de>>(node: &'de Node, path: &str) -> Result<T, NodeError> {
-    T::deserialize(NodeDeserializer::at(node, path.to_string()))
+    T::deserialize(NodeDeserializer::at(node, Path::Root(path)))
+}
+
+/// The key path of the value being decoded, written out only when an error names it: a file
+/// of 10,000 routers decodes ~100,000 values, and formatting each one's path cost more than
+/// decoding it.
+#[derive(Clone, Copy)]
+pub enum Path<'p> {
+    Root(&'p str),
+    Key(&'p Path<'p>, &'p str),
+    Index(&'p Path<'p>, usize),
+}
+
+impl Path<'_> {
+    /// `a.b[0].c`.
+    fn render(&self) -> String {
+        match self {
+            Path::Root(s) => s.to_string(),
+            Path::Key(parent, key) => join(&parent.render(), key),
+            Path::Index(parent, i) => format!("{}[{i}]", parent.render()),
+        }
+    }
+}
+
+/// One step below a list: an index, or a numeric key (`servers.0.url`).
+#[derive(Clone, Copy)]
+enum Step<'de> {
+    Index(usize),
+    Key(&'de str),
 }
 
 impl de::Error for NodeError {
@@ -25,9 +53,9 @@ impl de::Error for NodeError {
 
 impl NodeError {
     /// Gives a path to an error raised below the deserializer (by a visitor) that has none.
-    fn or_path(mut self, path: &str) -> NodeError {
+    fn or_path(mut self, path: &Path<'_>) -> NodeError {
         if self.path.is_empty() {
-            self.path = path.to_string();
+            self.path = path.render();
         }
         self
     }
@@ -41,28 +69,28 @@ enum Input<'de> {
 }
 
 /// A serde `Deserializer` over a borrowed [`Node`].
-pub struct NodeDeserializer<'de> {
+pub struct NodeDeserializer<'de, 'p> {
     input: Input<'de>,
-    path: String,
+    path: Path<'p>,
 }
 
-impl<'de> NodeDeserializer<'de> {
+impl<'de> NodeDeserializer<'de, 'static> {
     pub fn new(node: &'de Node) -> Self {
-        Self::at(node, String::new())
+        Self::at(node, Path::Root(""))
     }
+}
 
+impl<'de, 'p> NodeDeserializer<'de, 'p> {
     /// A deserializer whose errors are reported under `path`.
-    pub fn at(node: &'de Node, path: String) -> Self {
-        let input = match node {
-            Node::Leaf(s) => Input::Str(s),
-            Node::List(items) => Input::List(items),
-            Node::Map(entries) => Input::Map(entries),
-        };
-        NodeDeserializer { input, path }
+    pub fn at(node: &'de Node, path: Path<'p>) -> Self {
+        NodeDeserializer {
+            input: input_of(node),
+            path,
+        }
     }
 
     fn err(&self, kind: NodeErrorKind) -> NodeError {
-        NodeError::new(self.path.clone(), kind)
+        NodeError::new(self.path.render(), kind)
     }
 
     fn found(&self) -> &'static str {
@@ -108,25 +136,25 @@ impl<'de> NodeDeserializer<'de> {
 
     /// Items of a list: a list, a comma-separated leaf, or a section with numeric keys
     /// (`servers.0.url`, `servers.1.url`).
-    fn items(&self) -> Result<Vec<(Input<'de>, String)>, NodeError> {
+    fn items(&self) -> Result<Vec<(Input<'de>, Step<'de>)>, NodeError> {
         match self.input {
             Input::List(items) => Ok(items
                 .iter()
                 .enumerate()
-                .map(|(i, n)| (input_of(n), format!("{}[{i}]", self.path)))
+                .map(|(i, n)| (input_of(n), Step::Index(i)))
                 .collect()),
             Input::Str(s) => Ok(s
                 .split(',')
                 .map(str::trim)
                 .filter(|p| !p.is_empty())
                 .enumerate()
-                .map(|(i, p)| (Input::Str(p), format!("{}[{i}]", self.path)))
+                .map(|(i, p)| (Input::Str(p), Step::Index(i)))
                 .collect()),
             Input::Map(entries) => {
                 let mut indexed = Vec::with_capacity(entries.len());
                 for (k, v) in entries {
                     let idx: usize = k.parse().map_err(|_| self.wrong_type("a list"))?;
-                    indexed.push((idx, input_of(v), join(&self.path, k)));
+                    indexed.push((idx, input_of(v), Step::Key(k.as_str())));
                 }
                 indexed.sort_by_key(|(i, _, _)| *i);
                 Ok(indexed.into_iter().map(|(_, n, p)| (n, p)).collect())
@@ -163,11 +191,11 @@ macro_rules! deserialize_number {
     };
 }
 
-impl<'de> de::Deserializer<'de> for NodeDeserializer<'de> {
+impl<'de> de::Deserializer<'de> for NodeDeserializer<'de, '_> {
     type Error = NodeError;
 
     fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, NodeError> {
-        let path = self.path.clone();
+        let path = self.path;
         match self.input {
             Input::Str(s) => visitor.visit_borrowed_str(s),
             Input::List(_) => self.deserialize_seq(visitor),
@@ -224,7 +252,7 @@ impl<'de> de::Deserializer<'de> for NodeDeserializer<'de> {
 
     /// A node that exists is `Some`: `--providers.file` alone enables the file provider.
     fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, NodeError> {
-        let path = self.path.clone();
+        let path = self.path;
         visitor
             .visit_some(self)
             .map_err(|e: NodeError| e.or_path(&path))
@@ -249,7 +277,7 @@ impl<'de> de::Deserializer<'de> for NodeDeserializer<'de> {
         _name: &'static str,
         visitor: V,
     ) -> Result<V::Value, NodeError> {
-        let path = self.path.clone();
+        let path = self.path;
         visitor
             .visit_newtype_struct(self)
             .map_err(|e: NodeError| e.or_path(&path))
@@ -259,6 +287,7 @@ impl<'de> de::Deserializer<'de> for NodeDeserializer<'de> {
         let items = self.items()?;
         let mut access = SeqItems {
             items: items.into_iter(),
+            parent: self.path,
         };
         visitor
             .visit_seq(&mut access)
@@ -287,7 +316,7 @@ impl<'de> de::Deserializer<'de> for NodeDeserializer<'de> {
         let entries = self.entries("a section")?;
         let mut access = MapEntries {
             entries: entries.iter(),
-            path: &self.path,
+            path: self.path,
             pending: None,
         };
         visitor
@@ -308,7 +337,7 @@ impl<'de> de::Deserializer<'de> for NodeDeserializer<'de> {
             entries: entries.iter(),
             fields,
             seen: vec![None; fields.len()],
-            path: &self.path,
+            path: self.path,
             pending: None,
         };
         visitor
@@ -338,15 +367,12 @@ impl<'de> de::Deserializer<'de> for NodeDeserializer<'de> {
                     valid: variants.join(", "),
                 })
             })?;
-        let path = match value {
-            Some(_) => join(&self.path, key),
-            None => self.path.clone(),
-        };
         visitor
             .visit_enum(EnumInput {
                 variant,
                 value,
-                path,
+                parent: self.path,
+                key: value.map(|_| key),
             })
             .map_err(|e: NodeError| e.or_path(&self.path))
     }
@@ -360,11 +386,12 @@ impl<'de> de::Deserializer<'de> for NodeDeserializer<'de> {
     }
 }
 
-struct SeqItems<'de> {
-    items: std::vec::IntoIter<(Input<'de>, String)>,
+struct SeqItems<'de, 'p> {
+    items: std::vec::IntoIter<(Input<'de>, Step<'de>)>,
+    parent: Path<'p>,
 }
 
-impl<'de> de::SeqAccess<'de> for SeqItems<'de> {
+impl<'de> de::SeqAccess<'de> for SeqItems<'de, '_> {
     type Error = NodeError;
 
     fn next_element_seed<T: DeserializeSeed<'de>>(
@@ -372,7 +399,13 @@ impl<'de> de::SeqAccess<'de> for SeqItems<'de> {
         seed: T,
     ) -> Result<Option<T::Value>, NodeError> {
         match self.items.next() {
-            Some((input, path)) => seed.deserialize(NodeDeserializer { input, path }).map(Some),
+            Some((input, step)) => {
+                let path = match step {
+                    Step::Index(i) => Path::Index(&self.parent, i),
+                    Step::Key(k) => Path::Key(&self.parent, k),
+                };
+                seed.deserialize(NodeDeserializer { input, path }).map(Some)
+            }
             None => Ok(None),
         }
     }
@@ -384,7 +417,7 @@ impl<'de> de::SeqAccess<'de> for SeqItems<'de> {
 
 struct MapEntries<'de, 'p> {
     entries: std::slice::Iter<'de, (String, Node)>,
-    path: &'p str,
+    path: Path<'p>,
     pending: Option<&'de (String, Node)>,
 }
 
@@ -402,17 +435,17 @@ impl<'de> de::MapAccess<'de> for MapEntries<'de, '_> {
         let key: BorrowedStrDeserializer<'de, NodeError> = BorrowedStrDeserializer::new(&entry.0);
         seed.deserialize(key)
             .map(Some)
-            .map_err(|e: NodeError| e.or_path(&join(self.path, &entry.0)))
+            .map_err(|e: NodeError| e.or_path(&Path::Key(&self.path, &entry.0)))
     }
 
     fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, NodeError> {
         let (key, value) = self.pending.take().ok_or_else(|| {
             NodeError::new(
-                self.path,
+                self.path.render(),
                 NodeErrorKind::Custom("value without a key".into()),
             )
         })?;
-        seed.deserialize(NodeDeserializer::at(value, join(self.path, key)))
+        seed.deserialize(NodeDeserializer::at(value, Path::Key(&self.path, key)))
     }
 
     fn size_hint(&self) -> Option<usize> {
@@ -425,7 +458,7 @@ struct StructFields<'de, 'p> {
     fields: &'static [&'static str],
     /// The key spelling that matched each field, to report duplicates.
     seen: Vec<Option<&'de str>>,
-    path: &'p str,
+    path: Path<'p>,
     pending: Option<&'de (String, Node)>,
 }
 
@@ -440,10 +473,10 @@ impl<'de> de::MapAccess<'de> for StructFields<'de, '_> {
             return Ok(None);
         };
         let key = entry.0.as_str();
-        let path = join(self.path, key);
+        let path = Path::Key(&self.path, key);
         let Some(i) = self.fields.iter().position(|f| f.eq_ignore_ascii_case(key)) else {
             return Err(NodeError::new(
-                path,
+                path.render(),
                 NodeErrorKind::UnknownKey {
                     key: key.to_string(),
                     valid: self.fields.join(", "),
@@ -452,7 +485,7 @@ impl<'de> de::MapAccess<'de> for StructFields<'de, '_> {
         };
         if let Some(first) = self.seen[i] {
             return Err(NodeError::new(
-                path,
+                path.render(),
                 NodeErrorKind::DuplicateKey {
                     first: first.to_string(),
                     second: key.to_string(),
@@ -471,11 +504,11 @@ impl<'de> de::MapAccess<'de> for StructFields<'de, '_> {
     fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, NodeError> {
         let (key, value) = self.pending.take().ok_or_else(|| {
             NodeError::new(
-                self.path,
+                self.path.render(),
                 NodeErrorKind::Custom("value without a key".into()),
             )
         })?;
-        seed.deserialize(NodeDeserializer::at(value, join(self.path, key)))
+        seed.deserialize(NodeDeserializer::at(value, Path::Key(&self.path, key)))
     }
 
     fn size_hint(&self) -> Option<usize> {
@@ -483,15 +516,17 @@ impl<'de> de::MapAccess<'de> for StructFields<'de, '_> {
     }
 }
 
-struct EnumInput<'de> {
+struct EnumInput<'de, 'p> {
     variant: &'static str,
     value: Option<&'de Node>,
-    path: String,
+    parent: Path<'p>,
+    /// The variant's key when it has a value (`{ variant = … }`): part of the value's path.
+    key: Option<&'de str>,
 }
 
-impl<'de> de::EnumAccess<'de> for EnumInput<'de> {
+impl<'de, 'p> de::EnumAccess<'de> for EnumInput<'de, 'p> {
     type Error = NodeError;
-    type Variant = VariantInput<'de>;
+    type Variant = VariantInput<'de, 'p>;
 
     fn variant_seed<V: DeserializeSeed<'de>>(
         self,
@@ -504,21 +539,43 @@ impl<'de> de::EnumAccess<'de> for EnumInput<'de> {
             v,
             VariantInput {
                 value: self.value,
-                path: self.path,
+                parent: self.parent,
+                key: self.key,
             },
         ))
     }
 }
 
-struct VariantInput<'de> {
+struct VariantInput<'de, 'p> {
     value: Option<&'de Node>,
-    path: String,
+    parent: Path<'p>,
+    key: Option<&'de str>,
 }
 
-impl VariantInput<'_> {
+impl<'de, 'p> VariantInput<'de, 'p> {
+    /// The value's path, written out (for errors).
+    fn path(&self) -> String {
+        match self.key {
+            Some(key) => Path::Key(&self.parent, key).render(),
+            None => self.parent.render(),
+        }
+    }
+
+    /// A deserializer over the variant's value, under its path.
+    fn decode<R>(
+        &self,
+        node: &'de Node,
+        f: impl FnOnce(NodeDeserializer<'de, '_>) -> Result<R, NodeError>,
+    ) -> Result<R, NodeError> {
+        match self.key {
+            Some(key) => f(NodeDeserializer::at(node, Path::Key(&self.parent, key))),
+            None => f(NodeDeserializer::at(node, self.parent)),
+        }
+    }
+
     fn missing(&self) -> NodeError {
         NodeError::new(
-            self.path.clone(),
+            self.path(),
             NodeErrorKind::WrongType {
                 expected: "a section",
                 found: "a value",
@@ -527,7 +584,7 @@ impl VariantInput<'_> {
     }
 }
 
-impl<'de> de::VariantAccess<'de> for VariantInput<'de> {
+impl<'de> de::VariantAccess<'de> for VariantInput<'de, '_> {
     type Error = NodeError;
 
     fn unit_variant(self) -> Result<(), NodeError> {
@@ -535,7 +592,7 @@ impl<'de> de::VariantAccess<'de> for VariantInput<'de> {
             None => Ok(()),
             Some(n) if n.is_presence_marker() => Ok(()),
             Some(n) => Err(NodeError::new(
-                self.path,
+                self.path(),
                 NodeErrorKind::WrongType {
                     expected: "nothing",
                     found: n.kind_name(),
@@ -546,7 +603,7 @@ impl<'de> de::VariantAccess<'de> for VariantInput<'de> {
 
     fn newtype_variant_seed<T: DeserializeSeed<'de>>(self, seed: T) -> Result<T::Value, NodeError> {
         match self.value {
-            Some(n) => seed.deserialize(NodeDeserializer::at(n, self.path)),
+            Some(n) => self.decode(n, |d| seed.deserialize(d)),
             None => Err(self.missing()),
         }
     }
@@ -557,9 +614,7 @@ impl<'de> de::VariantAccess<'de> for VariantInput<'de> {
         visitor: V,
     ) -> Result<V::Value, NodeError> {
         match self.value {
-            Some(n) => {
-                de::Deserializer::deserialize_seq(NodeDeserializer::at(n, self.path), visitor)
-            }
+            Some(n) => self.decode(n, |d| de::Deserializer::deserialize_seq(d, visitor)),
             None => Err(self.missing()),
         }
     }
@@ -570,20 +625,17 @@ impl<'de> de::VariantAccess<'de> for VariantInput<'de> {
         visitor: V,
     ) -> Result<V::Value, NodeError> {
         match self.value {
-            Some(n) => de::Deserializer::deserialize_struct(
-                NodeDeserializer::at(n, self.path),
-                "",
-                fields,
-                visitor,
-            ),
+            Some(n) => self.decode(n, |d| {
+                de::Deserializer::deserialize_struct(d, "", fields, visitor)
+            }),
             None => Err(self.missing()),
         }
     }
 }
 
 impl<'de> IntoDeserializer<'de, NodeError> for &'de Node {
-    type Deserializer = NodeDeserializer<'de>;
-    fn into_deserializer(self) -> NodeDeserializer<'de> {
+    type Deserializer = NodeDeserializer<'de, 'static>;
+    fn into_deserializer(self) -> NodeDeserializer<'de, 'static> {
         NodeDeserializer::new(self)
     }
 }

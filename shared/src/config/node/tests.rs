@@ -213,6 +213,43 @@ fn list_errors_carry_the_index() {
     assert_eq!(err.path, "servers[0].wight");
 }
 
+/// Error paths are written out only on error (see `de::Path`): every way down the tree —
+/// struct fields, map keys, list indexes, numeric keys, enum variants with a value, and
+/// errors raised by a visitor below — still names the full path.
+#[test]
+fn error_paths_name_every_step_down() {
+    #[derive(Debug, Deserialize)]
+    #[allow(dead_code)]
+    enum Shape {
+        Circle { radius: u32 },
+        Dots(Vec<u32>),
+    }
+    #[derive(Debug, Deserialize)]
+    #[allow(dead_code)]
+    struct Shapes {
+        shapes: BTreeMap<String, Shape>,
+        timeouts: Vec<TraefikDuration>,
+    }
+    let decode = |text: &str| {
+        let toml: toml::Value = toml::from_str(text).expect("toml");
+        from_node::<Shapes>(&Node::from_toml(&toml)).expect_err("bad")
+    };
+    let err = decode("timeouts = []\n[shapes.a.circle]\nradius = 'x'\n");
+    assert_eq!(err.path, "shapes.a.circle.radius");
+    let err = decode("timeouts = []\n[shapes.b]\ndots = [1, 'y']\n");
+    assert_eq!(err.path, "shapes.b.dots[1]");
+    let err = decode("timeouts = ['1s', 'soon']\n[shapes]\n");
+    assert_eq!(err.path, "timeouts[1]");
+    let err = decode("timeouts = []\n[shapes.c.circle]\nradios = 1\n");
+    assert_eq!(err.path, "shapes.c.circle.radios");
+    let err = from_node_at::<Shapes>(
+        &flat(&[("shapes.d.circle.radius", "-1"), ("timeouts.0", "1s")]),
+        "top",
+    )
+    .expect_err("bad");
+    assert_eq!(err.path, "top.shapes.d.circle.radius");
+}
+
 #[test]
 fn enums_match_case_insensitively() {
     let root = decode(&[("level", "DEBUG")]).expect("valid");
