@@ -49,6 +49,32 @@ fn stages(c: &mut Criterion) {
     let config = parse_dynamic("bench.toml", &text, Format::Toml).expect("parses");
     // The file provider hands the runtime a copy of its cached parse.
     g.bench_function("copy_parsed", |b| b.iter(|| black_box(&config).clone()));
+    // A directory: the 10,000-router file and one small file, merged as the file provider
+    // does on every change (each file's parse is kept; the merge starts from copies).
+    let small = parse_dynamic(
+        "probe.toml",
+        &dynamic_toml(1)
+            .replace("r0", "probe")
+            .replace("s0", "probe"),
+        Format::Toml,
+    )
+    .expect("parses");
+    g.bench_function("merge_directory", |b| {
+        b.iter(|| {
+            let mut merged = ringway_shared::config::DynamicConfig::default();
+            merged.merge(black_box(&config).clone()).expect("merges");
+            merged.merge(small.clone()).expect("merges");
+            merged
+        })
+    });
+    g.bench_function("merge_directory_large_file_last", |b| {
+        b.iter(|| {
+            let mut merged = ringway_shared::config::DynamicConfig::default();
+            merged.merge(small.clone()).expect("merges");
+            merged.merge(black_box(&config).clone()).expect("merges");
+            merged
+        })
+    });
     let providers = vec![ProviderConfig {
         provider: "file".into(),
         config,

@@ -423,7 +423,8 @@ service = \"s1\"
                         ..RouterConfig::default()
                     },
                 )]
-                .into(),
+                .into_iter()
+                .collect(),
                 ..Default::default()
             },
             ..Default::default()

@@ -15,7 +15,6 @@ pub use super::format::Format;
 use super::node::{from_node_at, join};
 use super::{ConfigError, ConfigErrors, Node, NodeError};
 use serde::Deserialize;
-use std::collections::BTreeMap;
 
 /// One provider's dynamic configuration.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -29,19 +28,24 @@ pub struct DynamicConfig {
     pub tls: Option<Node>,
     /// Where each named item was defined, by path: `http.routers.web` →
     /// `/etc/ringway.d/web.toml`.
-    pub origins: BTreeMap<String, String>,
+    pub origins: Map<String, String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct HttpConfig {
-    pub routers: BTreeMap<String, RouterConfig>,
-    pub services: BTreeMap<String, ServiceConfig>,
-    pub middlewares: BTreeMap<String, MiddlewareConfig>,
+    pub routers: Map<String, RouterConfig>,
+    pub services: Map<String, ServiceConfig>,
+    pub middlewares: Map<String, MiddlewareConfig>,
     /// Kept raw: not implemented yet.
-    pub servers_transports: BTreeMap<String, Node>,
+    pub servers_transports: Map<String, Node>,
     /// Entry point models (`http.models`), kept raw: not implemented yet.
-    pub models: BTreeMap<String, Node>,
+    pub models: Map<String, Node>,
 }
+
+/// The named items of a configuration: an ordered map whose copies share their nodes, so
+/// that a provider's view of 10,000 routers is handed on, kept and merged without copying
+/// every router (`imbl`'s B-tree: a clone is O(1), an insert copies one path).
+pub type Map<K, V> = imbl::OrdMap<K, V>;
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(default, rename_all = "camelCase")]

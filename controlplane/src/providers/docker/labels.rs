@@ -282,7 +282,11 @@ fn container_config(
     if http.services.is_empty() {
         http.services.insert(service.clone(), Default::default());
     }
-    for (name, svc) in http.services.iter_mut() {
+    let names: Vec<String> = http.services.keys().cloned().collect();
+    for name in &names {
+        let Some(svc) = http.services.get_mut(name) else {
+            continue;
+        };
         if svc.weighted.is_some()
             || svc.mirroring.is_some()
             || svc.failover.is_some()
@@ -348,7 +352,11 @@ fn container_config(
     let only_service = (http.services.len() == 1)
         .then(|| http.services.keys().next().cloned())
         .flatten();
-    for (name, router) in http.routers.iter_mut() {
+    let names: Vec<String> = http.routers.keys().cloned().collect();
+    for name in &names {
+        let Some(router) = http.routers.get_mut(name) else {
+            continue;
+        };
         if router.rule.is_empty() {
             let template = settings.default_rule.as_ref().map_err(|e| {
                 format!("router {name:?} has no rule and defaultRule is invalid: {e}")

@@ -1,8 +1,7 @@
 //! Merging the dynamic configurations of several files (the file provider's directory mode).
 
-use super::DynamicConfig;
+use super::{DynamicConfig, Map};
 use crate::config::{ConfigError, ConfigErrors, Node};
-use std::collections::BTreeMap;
 
 pub(super) fn merge(into: &mut DynamicConfig, other: DynamicConfig) -> Result<(), ConfigErrors> {
     if *into == DynamicConfig::default() {
@@ -10,6 +9,9 @@ pub(super) fn merge(into: &mut DynamicConfig, other: DynamicConfig) -> Result<()
         // re-inserted one by one).
         *into = other;
         return Ok(());
+    }
+    if size(&other) > size(into) {
+        return merge_into_later(into, other);
     }
     let mut m = Merger {
         origins: &mut into.origins,
@@ -43,13 +45,111 @@ pub(super) fn merge(into: &mut DynamicConfig, other: DynamicConfig) -> Result<()
     }
 }
 
+fn size(cfg: &DynamicConfig) -> usize {
+    cfg.http.routers.len() + cfg.http.services.len() + cfg.origins.len()
+}
+
+/// The same merge when the later source is the larger (a directory whose 10,000-router file
+/// sorts after the small ones): it becomes the base (a copy of a map shares its nodes), and
+/// the earlier source's items go into it, still counting as first — identical definitions
+/// keep the earlier's origin, a different one is the same error, and the earlier's
+/// definition is the one kept. The work is the size of the smaller side.
+fn merge_into_later(into: &mut DynamicConfig, later: DynamicConfig) -> Result<(), ConfigErrors> {
+    let earlier = std::mem::replace(into, later);
+    let later_origins = into.origins.clone();
+    for (path, src) in &earlier.origins {
+        into.origins.insert(path.clone(), src.clone());
+    }
+    let mut errors = Vec::new();
+    under(
+        "http.routers",
+        &mut into.http.routers,
+        earlier.http.routers,
+        (&into.origins, &later_origins),
+        &mut errors,
+    );
+    under(
+        "http.services",
+        &mut into.http.services,
+        earlier.http.services,
+        (&into.origins, &later_origins),
+        &mut errors,
+    );
+    under(
+        "http.middlewares",
+        &mut into.http.middlewares,
+        earlier.http.middlewares,
+        (&into.origins, &later_origins),
+        &mut errors,
+    );
+    under(
+        "http.serversTransports",
+        &mut into.http.servers_transports,
+        earlier.http.servers_transports,
+        (&into.origins, &later_origins),
+        &mut errors,
+    );
+    under(
+        "http.models",
+        &mut into.http.models,
+        earlier.http.models,
+        (&into.origins, &later_origins),
+        &mut errors,
+    );
+    // Raw sections are small and ordered (lists append): merged the usual way round.
+    let later_tcp = std::mem::replace(&mut into.tcp, earlier.tcp);
+    let later_udp = std::mem::replace(&mut into.udp, earlier.udp);
+    let later_tls = std::mem::replace(&mut into.tls, earlier.tls);
+    let mut m = Merger {
+        origins: &mut into.origins,
+        other_origins: &later_origins,
+        errors,
+    };
+    m.raw("tcp", &mut into.tcp, later_tcp);
+    m.raw("udp", &mut into.udp, later_udp);
+    m.raw("tls", &mut into.tls, later_tls);
+    if m.errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ConfigErrors(m.errors))
+    }
+}
+
+/// Puts the earlier source's items of one section under the later's.
+fn under<T: PartialEq + Clone>(
+    section: &str,
+    into: &mut Map<String, T>,
+    earlier: Map<String, T>,
+    (first_origins, later_origins): (&Map<String, String>, &Map<String, String>),
+    errors: &mut Vec<ConfigError>,
+) {
+    for (name, item) in earlier {
+        match into.get(&name) {
+            Some(later) if *later == item => {}
+            Some(_) => {
+                let path = format!("{section}.{name}");
+                let first = source_of(first_origins, &path);
+                let second = source_of(later_origins, &path);
+                errors.push(ConfigError::new(
+                    format!("{second}: {path}"),
+                    format!("defined differently in both {first} and {second}"),
+                ));
+                into.insert(name, item);
+            }
+            None => {
+                into.insert(name, item);
+            }
+        }
+    }
+}
+
 struct Merger<'a> {
-    origins: &'a mut BTreeMap<String, String>,
-    other_origins: &'a BTreeMap<String, String>,
+    origins: &'a mut Map<String, String>,
+    other_origins: &'a Map<String, String>,
     errors: Vec<ConfigError>,
 }
 
-fn source_of<'s>(origins: &'s BTreeMap<String, String>, path: &str) -> &'s str {
+fn source_of<'s>(origins: &'s Map<String, String>, path: &str) -> &'s str {
     origins.get(path).map_or("another source", String::as_str)
 }
 
@@ -75,11 +175,11 @@ impl Merger<'_> {
         }
     }
 
-    fn named<T: PartialEq>(
+    fn named<T: PartialEq + Clone>(
         &mut self,
         section: &str,
-        into: &mut BTreeMap<String, T>,
-        from: BTreeMap<String, T>,
+        into: &mut Map<String, T>,
+        from: Map<String, T>,
     ) {
         for (name, item) in from {
             let path = format!("{section}.{name}");

@@ -309,3 +309,65 @@ fn merge_conflicts_name_both_files() {
     let b = cfg("b.toml", "[tcp.routers.t]\nrule='y'\n");
     assert!(a.merge(b).is_err());
 }
+
+/// A directory whose large file sorts after the small ones merges the other way round (the
+/// large side is the base): whichever side is larger, the result, the origins and the
+/// errors are the same as merging in file order.
+#[test]
+fn merge_gives_the_same_result_whichever_side_is_larger() {
+    fn filler(prefix: &str) -> String {
+        (0..50)
+            .map(|i| {
+                format!("[http.routers.{prefix}{i}]\nrule='Path(`/{prefix}{i}`)'\nservice='s'\n")
+            })
+            .collect()
+    }
+    fn without_filler(mut c: DynamicConfig) -> DynamicConfig {
+        for prefix in ["fillA", "fillB"] {
+            for i in 0..50 {
+                c.http.routers.remove(&format!("{prefix}{i}"));
+                c.origins.remove(&format!("http.routers.{prefix}{i}"));
+            }
+        }
+        c
+    }
+    // (earlier, later)
+    let cases = [
+        // shared identical items, items on one side only, raw sections on both
+        (
+            "[http.routers.r]\nrule='Path(`/a`)'\nservice='s'\n[http.services.s.loadBalancer]\n[[http.services.s.loadBalancer.servers]]\nurl='http://a'\n[tcp.routers.t1]\nrule='x'\n[[tls.certificates]]\ncertFile='first'\n",
+            "[http.routers.r]\nrule='Path(`/a`)'\nservice='s'\n[http.routers.q]\nrule='Path(`/q`)'\nservice='s'\n[http.middlewares.m.stripPrefix]\nprefixes=['/x']\n[tcp.routers.t2]\nrule='y'\n[[tls.certificates]]\ncertFile='second'\n",
+        ),
+        // a router defined differently
+        (
+            "[http.routers.r]\nrule='Path(`/a`)'\nservice='s'\n",
+            "[http.routers.r]\nrule='Path(`/b`)'\nservice='s'\n",
+        ),
+        // a service defined differently, and a TCP router
+        (
+            "[http.services.s.loadBalancer]\n[[http.services.s.loadBalancer.servers]]\nurl='http://a'\n[tcp.routers.t]\nrule='x'\n",
+            "[http.services.s.loadBalancer]\n[[http.services.s.loadBalancer.servers]]\nurl='http://b'\n[tcp.routers.t]\nrule='y'\n",
+        ),
+    ];
+    for (earlier, later) in cases {
+        // In file order: the earlier file is the larger.
+        let mut normal = cfg("a.toml", &format!("{earlier}{}", filler("fillA")));
+        let normal = normal.merge(cfg("b.toml", later)).map(|()| normal);
+        // The later file is the larger.
+        let mut reversed = cfg("a.toml", earlier);
+        let reversed = reversed
+            .merge(cfg("b.toml", &format!("{later}{}", filler("fillB"))))
+            .map(|()| reversed);
+        match (normal, reversed) {
+            (Ok(n), Ok(r)) => {
+                let (n, r) = (without_filler(n), without_filler(r));
+                assert_eq!(n.http, r.http, "{earlier} / {later}");
+                assert_eq!(n.tcp, r.tcp, "{earlier} / {later}");
+                assert_eq!(n.tls, r.tls, "{earlier} / {later}");
+                assert_eq!(n.origins, r.origins, "{earlier} / {later}");
+            }
+            (Err(n), Err(r)) => assert_eq!(n.to_string(), r.to_string()),
+            (n, r) => panic!("{earlier} / {later}: {n:?} against {r:?}"),
+        }
+    }
+}
