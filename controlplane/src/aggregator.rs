@@ -270,6 +270,7 @@ pub fn resolve(
         known_eps: static_cfg.entry_point_names(),
         default_eps: static_cfg.default_entry_points(),
         tls_options: &tls_options,
+        rule_checks: std::cell::RefCell::new(RuleChecks::take()),
     };
     let models: BTreeMap<&str, &EntryPointTls> = static_cfg
         .entry_points
@@ -280,9 +281,9 @@ pub fn resolve(
         for (name, r) in &p.config.http.routers {
             for (name, r) in apply_models(name, r, &models, &cx.default_eps) {
                 let (name, r) = (name.as_ref(), r.as_ref());
-                let qualified = qualify(name, &p.provider);
                 let loc = location(&p.config, "http.routers", name, &p.provider);
-                let mut status = cx.router(&qualified, &p.provider, r);
+                let mut status = cx.router(qualify(name, &p.provider), &p.provider, r);
+                let qualified = status.name.as_str();
                 if name.contains('@') {
                     status
                         .errors
@@ -295,7 +296,7 @@ pub fn resolve(
                 if let (true, Some(tls)) = (status.enabled, &r.tls) {
                     let options = crate::tls::options_name(tls.options.as_deref(), &p.provider);
                     for host in router_hosts(tls, &r.rule) {
-                        host_options.add(&host, &options, &qualified, &mut out.warnings);
+                        host_options.add(&host, &options, qualified, &mut out.warnings);
                     }
                     if let Some(resolver) = tls.cert_resolver.as_deref().filter(|r| !r.is_empty()) {
                         if static_cfg.certificates_resolvers.contains_key(resolver) {
@@ -315,7 +316,7 @@ pub fn resolve(
                 if status.enabled {
                     if let Some(&id) = services.ids.get(&status.service) {
                         out.table.routers.push(RouterSpec {
-                            name: qualified.clone(),
+                            name: qualified.to_string(),
                             entry_points: status.entry_points.clone(),
                             rule: status.rule.clone(),
                             priority: status.priority,
@@ -329,6 +330,7 @@ pub fn resolve(
             }
         }
     }
+    cx.rule_checks.into_inner().put_back();
     add_internal_routers(static_cfg, &services.ids, &mut out);
     out.table.services = services.specs;
     out.table.tls.sni_options = host_options.into_specs(&tls_options);
@@ -650,30 +652,42 @@ fn section_warnings(p: &ProviderConfig, warnings: &mut Vec<ConfigError>) {
     }
 }
 
-/// Whether an HTTP rule parses and compiles, remembered across resolutions: a change to one
-/// router of 10,000 re-checks one rule. Bounded: two generations of at most 100,000 rules.
-fn check_http_rule(rule_text: &str) -> Result<(), String> {
-    static CHECKED: std::sync::Mutex<Option<RuleChecks>> = std::sync::Mutex::new(None);
-    let known = CHECKED
-        .lock()
-        .ok()
-        .and_then(|mut g| g.get_or_insert_with(RuleChecks::default).get(rule_text));
-    if let Some(result) = known {
-        return result;
+/// Whether each HTTP rule parses and compiles, remembered across resolutions (a change to one
+/// router of 10,000 re-checks one rule). A resolution takes the memory out for its duration
+/// (one lock, not one per router) and puts it back.
+static CHECKED: std::sync::Mutex<Option<RuleChecks>> = std::sync::Mutex::new(None);
+
+impl RuleChecks {
+    fn take() -> RuleChecks {
+        CHECKED
+            .lock()
+            .ok()
+            .and_then(|mut g| g.take())
+            .unwrap_or_default()
     }
-    let result = rule::parse(rule_text)
-        .and_then(|e| e.check_kind(RuleKind::Http).map(|()| e))
-        .and_then(|e| rule::CompiledRule::new(&e).map(drop))
-        .map_err(|e| e.to_string());
-    if let Ok(mut g) = CHECKED.lock() {
-        g.get_or_insert_with(RuleChecks::default)
-            .insert(rule_text, result.clone());
+
+    fn put_back(self) {
+        if let Ok(mut g) = CHECKED.lock() {
+            *g = Some(self);
+        }
     }
-    result
+
+    fn check(&mut self, rule_text: &str) -> Result<(), String> {
+        if let Some(result) = self.get(rule_text) {
+            return result;
+        }
+        let result = rule::parse(rule_text)
+            .and_then(|e| e.check_kind(RuleKind::Http).map(|()| e))
+            .and_then(|e| rule::CompiledRule::new(&e).map(drop))
+            .map_err(|e| e.to_string());
+        self.insert(rule_text, result.clone());
+        result
+    }
 }
 
 /// Two generations of checked rules: lookups promote from the previous one, and a full
-/// current generation becomes the previous one (the older is dropped).
+/// current generation becomes the previous one (the older is dropped). Bounded: two
+/// generations of at most 100,000 rules.
 #[derive(Default)]
 struct RuleChecks {
     current: HashMap<String, Result<(), String>>,
@@ -709,10 +723,11 @@ struct RouterContext<'a> {
     default_eps: Vec<String>,
     /// The named TLS options sets (`default` is always there).
     tls_options: &'a BTreeMap<String, TlsOptionsSpec>,
+    rule_checks: std::cell::RefCell<RuleChecks>,
 }
 
 impl RouterContext<'_> {
-    fn router(&self, qualified: &str, provider: &str, r: &RouterConfig) -> RouterStatus {
+    fn router(&self, qualified: String, provider: &str, r: &RouterConfig) -> RouterStatus {
         // Every error but an unknown entry point disables the router.
         let mut errors = Vec::new();
         let mut disabled = false;
@@ -738,7 +753,7 @@ impl RouterContext<'_> {
                 format!("ruleSyntax {syntax:?} is not supported (only v3)"),
             );
         } else {
-            if let Err(e) = check_http_rule(&r.rule) {
+            if let Err(e) = self.rule_checks.borrow_mut().check(&r.rule) {
                 fatal(&mut errors, format!("invalid rule: {e}"));
             }
         }
@@ -811,7 +826,7 @@ impl RouterContext<'_> {
         }
 
         RouterStatus {
-            name: qualified.to_string(),
+            name: qualified,
             provider: provider.to_string(),
             rule: r.rule.clone(),
             priority,
