@@ -217,44 +217,44 @@ async fn main_loop(
                 tracing::info!("a certificate file changed; reloading it");
                 pending = true;
             },
-            answer = answers.recv() => match answer {
-                Some(DataToControl::Ack { generation: g, apply_micros }) => {
-                    if g == generation {
+            answer = answers.recv() => {
+                if let Some(DataToControl::Ack { generation: g, .. } | DataToControl::Nack { generation: g, .. }) = &answer {
+                    if *g == generation {
                         retired.clear();
                         retired_tables.clear();
                     }
-                    let live = revisions.remove(&g);
-                    revisions.retain(|&k, _| k > g);
-                    if let Some(revision) = live {
-                        acme.live(revision);
-                    }
-                    let propagation = sent_times.remove(&g).map(|t| t.elapsed().as_micros() as u64);
-                    if let Some(api) = &api {
-                        api.reloaded(true);
-                    }
-                    tracing::info!(generation = g, apply_micros, propagation_micros = propagation, "table live on the data plane");
                 }
-                Some(DataToControl::Nack { generation: g, error }) => {
-                    if g == generation {
-                        retired.clear();
-                        retired_tables.clear();
+                match answer {
+                    Some(DataToControl::Ack { generation: g, apply_micros }) => {
+                        let live = revisions.remove(&g);
+                        revisions.retain(|&k, _| k > g);
+                        if let Some(revision) = live {
+                            acme.live(revision);
+                        }
+                        let propagation = sent_times.remove(&g).map(|t| t.elapsed().as_micros() as u64);
+                        if let Some(api) = &api {
+                            api.reloaded(true);
+                        }
+                        tracing::info!(generation = g, apply_micros, propagation_micros = propagation, "table live on the data plane");
                     }
-                    sent_times.remove(&g);
-                    if let Some(api) = &api {
-                        api.reloaded(false);
+                    Some(DataToControl::Nack { generation: g, error }) => {
+                        sent_times.remove(&g);
+                        if let Some(api) = &api {
+                            api.reloaded(false);
+                        }
+                        tracing::error!(generation = g, %error, "data plane refused the table");
                     }
-                    tracing::error!(generation = g, %error, "data plane refused the table");
-                }
-                Some(DataToControl::Shutdown) | None => {
-                    tracing::debug!("data plane asked to stop");
-                    return;
-                }
-                Some(DataToControl::Stats(stats)) => {
-                    if let Some(api) = &api {
-                        api.stats(*stats);
+                    Some(DataToControl::Shutdown) | None => {
+                        tracing::debug!("data plane asked to stop");
+                        return;
                     }
+                    Some(DataToControl::Stats(stats)) => {
+                        if let Some(api) = &api {
+                            api.stats(*stats);
+                        }
+                    }
+                    Some(DataToControl::Welcome { .. }) => {}
                 }
-                Some(DataToControl::Welcome { .. }) => {}
             },
             _ = tokio::time::sleep_until(sleep_until.into()), if due.is_some() => {
                 pending = false;

@@ -10,12 +10,31 @@ pub(super) fn merge(into: &mut DynamicConfig, other: DynamicConfig) -> Result<()
         *into = other;
         return Ok(());
     }
-    if size(&other) > size(into) {
-        return merge_into_later(into, other);
-    }
+    // Merge from the larger side: when the later source is the larger (a directory whose
+    // 10,000-router file sorts after the small ones) it becomes the base (a copy of a map
+    // shares its nodes) and the earlier source's items go into it, still counting as first:
+    // identical definitions keep the earlier's origin, a different one is the same error, and
+    // the earlier's definition is the one kept. The work is the size of the smaller side.
+    let mut other = other;
+    let into_is_later = size(&other) > size(into);
+    let later_origins = if into_is_later {
+        std::mem::swap(into, &mut other);
+        // Raw sections are small and ordered (lists append): merged the usual way round.
+        std::mem::swap(&mut into.tcp, &mut other.tcp);
+        std::mem::swap(&mut into.udp, &mut other.udp);
+        std::mem::swap(&mut into.tls, &mut other.tls);
+        let later = into.origins.clone();
+        for (path, src) in &other.origins {
+            into.origins.insert(path.clone(), src.clone());
+        }
+        Some(later)
+    } else {
+        None
+    };
     let mut m = Merger {
         origins: &mut into.origins,
-        other_origins: &other.origins,
+        other_origins: later_origins.as_ref().unwrap_or(&other.origins),
+        into_is_later,
         errors: Vec::new(),
     };
     m.named("http.routers", &mut into.http.routers, other.http.routers);
@@ -35,6 +54,7 @@ pub(super) fn merge(into: &mut DynamicConfig, other: DynamicConfig) -> Result<()
         other.http.servers_transports,
     );
     m.named("http.models", &mut into.http.models, other.http.models);
+    m.into_is_later = false;
     m.raw("tcp", &mut into.tcp, other.tcp);
     m.raw("udp", &mut into.udp, other.udp);
     m.raw("tls", &mut into.tls, other.tls);
@@ -49,103 +69,14 @@ fn size(cfg: &DynamicConfig) -> usize {
     cfg.http.routers.len() + cfg.http.services.len() + cfg.origins.len()
 }
 
-/// The same merge when the later source is the larger (a directory whose 10,000-router file
-/// sorts after the small ones): it becomes the base (a copy of a map shares its nodes), and
-/// the earlier source's items go into it, still counting as first — identical definitions
-/// keep the earlier's origin, a different one is the same error, and the earlier's
-/// definition is the one kept. The work is the size of the smaller side.
-fn merge_into_later(into: &mut DynamicConfig, later: DynamicConfig) -> Result<(), ConfigErrors> {
-    let earlier = std::mem::replace(into, later);
-    let later_origins = into.origins.clone();
-    for (path, src) in &earlier.origins {
-        into.origins.insert(path.clone(), src.clone());
-    }
-    let mut errors = Vec::new();
-    under(
-        "http.routers",
-        &mut into.http.routers,
-        earlier.http.routers,
-        (&into.origins, &later_origins),
-        &mut errors,
-    );
-    under(
-        "http.services",
-        &mut into.http.services,
-        earlier.http.services,
-        (&into.origins, &later_origins),
-        &mut errors,
-    );
-    under(
-        "http.middlewares",
-        &mut into.http.middlewares,
-        earlier.http.middlewares,
-        (&into.origins, &later_origins),
-        &mut errors,
-    );
-    under(
-        "http.serversTransports",
-        &mut into.http.servers_transports,
-        earlier.http.servers_transports,
-        (&into.origins, &later_origins),
-        &mut errors,
-    );
-    under(
-        "http.models",
-        &mut into.http.models,
-        earlier.http.models,
-        (&into.origins, &later_origins),
-        &mut errors,
-    );
-    // Raw sections are small and ordered (lists append): merged the usual way round.
-    let later_tcp = std::mem::replace(&mut into.tcp, earlier.tcp);
-    let later_udp = std::mem::replace(&mut into.udp, earlier.udp);
-    let later_tls = std::mem::replace(&mut into.tls, earlier.tls);
-    let mut m = Merger {
-        origins: &mut into.origins,
-        other_origins: &later_origins,
-        errors,
-    };
-    m.raw("tcp", &mut into.tcp, later_tcp);
-    m.raw("udp", &mut into.udp, later_udp);
-    m.raw("tls", &mut into.tls, later_tls);
-    if m.errors.is_empty() {
-        Ok(())
-    } else {
-        Err(ConfigErrors(m.errors))
-    }
-}
-
-/// Puts the earlier source's items of one section under the later's.
-fn under<T: PartialEq + Clone>(
-    section: &str,
-    into: &mut Map<String, T>,
-    earlier: Map<String, T>,
-    (first_origins, later_origins): (&Map<String, String>, &Map<String, String>),
-    errors: &mut Vec<ConfigError>,
-) {
-    for (name, item) in earlier {
-        match into.get(&name) {
-            Some(later) if *later == item => {}
-            Some(_) => {
-                let path = format!("{section}.{name}");
-                let first = source_of(first_origins, &path);
-                let second = source_of(later_origins, &path);
-                errors.push(ConfigError::new(
-                    format!("{second}: {path}"),
-                    format!("defined differently in both {first} and {second}"),
-                ));
-                into.insert(name, item);
-            }
-            None => {
-                into.insert(name, item);
-            }
-        }
-    }
-}
-
+/// `origins` is the merged view's, where the first definer of a path is found;
+/// `other_origins` the later source's.
 struct Merger<'a> {
     origins: &'a mut Map<String, String>,
     other_origins: &'a Map<String, String>,
+    /// The named maps being merged into are the later source's (merged from the larger side):
+    /// the items added are the earlier source's, whose origins are in `origins` already.
+    into_is_later: bool,
     errors: Vec<ConfigError>,
 }
 
@@ -154,12 +85,15 @@ fn source_of<'s>(origins: &'s Map<String, String>, path: &str) -> &'s str {
 }
 
 impl Merger<'_> {
-    /// Whether to add the item at `path`: yes if new; identical is fine, different an error.
+    /// Whether to put the item at `path` in: yes if new; identical is fine, different an error
+    /// (and the first definition is the one kept).
     fn add<T: PartialEq>(&mut self, path: String, existing: Option<&T>, new: &T) -> bool {
         match existing {
             None => {
-                let src = source_of(self.other_origins, &path).to_string();
-                self.origins.insert(path, src);
+                if !self.into_is_later {
+                    let src = source_of(self.other_origins, &path).to_string();
+                    self.origins.insert(path, src);
+                }
                 true
             }
             Some(old) if old == new => false,
@@ -170,7 +104,7 @@ impl Merger<'_> {
                     format!("{second}: {path}"),
                     format!("defined differently in both {first} and {second}"),
                 ));
-                false
+                self.into_is_later
             }
         }
     }
