@@ -149,22 +149,25 @@ impl Api {
     }
 
     /// Takes what the API reports from a resolution (before its table is sent).
-    pub fn resolved(&self, r: &mut Resolution) {
+    /// A resolution's statuses, with the specs of the table the data plane serves (`served`).
+    pub fn resolved(&self, r: &mut Resolution, served: Option<&TableSpec>) {
+        let (services, tcp_services) = served.map_or((&[][..], &[][..]), |t| {
+            (&t.services[..], &t.tcp_services[..])
+        });
         let runtime = Runtime {
             routers: std::mem::take(&mut r.routers),
             services: std::mem::take(&mut r.services),
             middlewares: std::mem::take(&mut r.middlewares),
-            service_specs: r.table.services.clone(),
-            tcp_service_specs: r.table.tcp_services.clone(),
-            spec_index: r
-                .table
-                .services
+            service_specs: services.to_vec(),
+            tcp_service_specs: tcp_services.to_vec(),
+            spec_index: services
                 .iter()
                 .enumerate()
                 .map(|(i, s)| (s.name.clone(), i))
                 .collect(),
         };
-        self.lock().runtime = Arc::new(runtime);
+        // The replaced statuses are freed outside the lock (API readers wait on it).
+        let _old = std::mem::replace(&mut self.lock().runtime, Arc::new(runtime));
     }
 
     /// A table went out: its certificates are the ones served.

@@ -8,7 +8,7 @@ use ringway_shared::config::static_config::StaticConfig;
 use ringway_shared::ipc::{
     ControlToData, DataToControl, TablePayload, PROTOCOL_VERSION, SERVER_ENV,
 };
-use ringway_shared::table::TableSpec;
+use ringway_shared::table::{RouterSpec, ServiceId, TableSpec};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -305,10 +305,7 @@ async fn main_loop(
                     last_errors = messages;
                 }
                 acme.want(&resolution.cert_requests);
-                if let Some(api) = &api {
-                    api.resolved(&mut resolution);
-                }
-                let mut table = resolution.table;
+                let mut table = std::mem::take(&mut resolution.table);
                 let mut revision = None;
                 if acme.has_resolvers() {
                     base = Some(table.clone());
@@ -336,6 +333,11 @@ async fn main_loop(
                     }
                     Sent::Skipped => {}
                     Sent::Gone => return,
+                }
+                // What the API shows (a copy of every service spec, the statuses) is built
+                // once the data plane has the table to compile, not before.
+                if let Some(api) = &api {
+                    api.resolved(&mut resolution, last_sent.as_ref());
                 }
             }
         }
@@ -408,28 +410,62 @@ fn router_changes(before: Option<&TableSpec>, now: &TableSpec) -> (usize, usize,
     let Some(before) = before else {
         return (now.routers.len() + now.tcp_routers.len(), 0, 0);
     };
-    fn count<T: PartialEq>(
+    fn count<T>(
         before: &[T],
         now: &[T],
         name: impl Fn(&T) -> &str,
+        same: impl Fn(&T, &T) -> bool,
     ) -> (usize, usize, usize) {
-        let old: std::collections::HashMap<&str, &T> =
-            before.iter().map(|r| (name(r), r)).collect();
+        let old: rustc_hash::FxHashMap<&str, &T> = before.iter().map(|r| (name(r), r)).collect();
         let (mut added, mut changed, mut kept) = (0, 0, 0);
         for r in now {
             match old.get(name(r)) {
                 None => added += 1,
-                Some(o) if *o != r => {
-                    changed += 1;
+                Some(o) => {
                     kept += 1;
+                    changed += usize::from(!same(o, r));
                 }
-                Some(_) => kept += 1,
             }
         }
         (added, old.len() - kept, changed)
     }
-    let http = count(&before.routers, &now.routers, |r| r.name.as_str());
-    let tcp = count(&before.tcp_routers, &now.tcp_routers, |r| r.name.as_str());
+    // Services are numbered in name order: a service added before a router's own renumbers
+    // it without changing the router, so routers compare by their service's name.
+    fn service_name(t: &TableSpec, id: ServiceId) -> Option<&str> {
+        t.services.get(id.0 as usize).map(|s| s.name.as_str())
+    }
+    let http = count(
+        &before.routers,
+        &now.routers,
+        |r| r.name.as_str(),
+        |a, b| {
+            let RouterSpec {
+                name,
+                entry_points,
+                rule,
+                priority,
+                service,
+                tls,
+                middlewares,
+            } = a;
+            (name, entry_points, rule, priority, tls, middlewares)
+                == (
+                    &b.name,
+                    &b.entry_points,
+                    &b.rule,
+                    &b.priority,
+                    &b.tls,
+                    &b.middlewares,
+                )
+                && service_name(before, *service) == service_name(now, b.service)
+        },
+    );
+    let tcp = count(
+        &before.tcp_routers,
+        &now.tcp_routers,
+        |r| r.name.as_str(),
+        |a, b| a == b,
+    );
     (http.0 + tcp.0, http.1 + tcp.1, http.2 + tcp.2)
 }
 
@@ -518,5 +554,60 @@ fn die_with_parent() {
             0,
             0,
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ringway_shared::table::{InternalService, ServiceKind, ServiceSpec};
+
+    fn table(routers: &[(&str, &str, &str)]) -> TableSpec {
+        let mut t = TableSpec::default();
+        let mut names: Vec<&str> = routers.iter().map(|r| r.2).collect();
+        names.sort();
+        names.dedup();
+        for n in &names {
+            t.services.push(ServiceSpec {
+                name: n.to_string(),
+                kind: ServiceKind::Internal(InternalService::Noop),
+            });
+        }
+        for (name, rule, service) in routers {
+            t.routers.push(RouterSpec {
+                name: name.to_string(),
+                entry_points: vec!["web".to_string()],
+                rule: rule.to_string(),
+                priority: 0,
+                service: ServiceId(names.binary_search(service).expect("service") as u32),
+                tls: false,
+                middlewares: Vec::new(),
+            });
+        }
+        t
+    }
+
+    #[test]
+    fn a_service_renumbered_by_another_added_leaves_its_routers_unchanged() {
+        let before = table(&[
+            ("b@file", "Host(`b`)", "sb@file"),
+            ("c@file", "Host(`c`)", "sc@file"),
+        ]);
+        // `sa@file` sorts first: every other service's number moves.
+        let now = table(&[
+            ("a@file", "Host(`a`)", "sa@file"),
+            ("b@file", "Host(`b`)", "sb@file"),
+            ("c@file", "Host(`c2`)", "sc@file"),
+        ]);
+        assert_ne!(before.routers[0].service, now.routers[1].service);
+        assert_eq!(router_changes(Some(&before), &now), (1, 0, 1));
+        assert_eq!(router_changes(Some(&now), &before), (0, 1, 1));
+        // Same rule, other service: changed.
+        let moved = table(&[
+            ("b@file", "Host(`b`)", "sc@file"),
+            ("c@file", "Host(`c`)", "sc@file"),
+        ]);
+        assert_eq!(router_changes(Some(&before), &moved), (0, 0, 1));
+        assert_eq!(router_changes(None, &now), (3, 0, 0));
     }
 }

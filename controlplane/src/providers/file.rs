@@ -14,7 +14,8 @@ use tokio::sync::mpsc;
 pub const PROVIDER: &str = "file";
 
 /// A burst of file events (an editor's temp file, truncate, write and rename) is coalesced
-/// until it has been quiet this long...
+/// until it has been quiet this long (unless every event of the burst says the content is
+/// whole, see [`whole`])...
 const SETTLE: Duration = Duration::from_millis(3);
 /// ...or for at most this long, so that a file rewritten without pause still reloads.
 const SETTLE_MAX: Duration = Duration::from_millis(50);
@@ -104,6 +105,19 @@ impl ParseCache {
                 Some(Err(e))
             }
         }
+    }
+
+    /// Whether `path` is a file the last load read, or a folder above one.
+    fn holds_configuration(&self, path: &Path) -> bool {
+        // Events name paths under the watched folder as given (`./dynamic.toml` for a
+        // configured `dynamic.toml`): compare without `.` steps.
+        fn plain(p: &Path) -> PathBuf {
+            p.components()
+                .filter(|c| !matches!(c, std::path::Component::CurDir))
+                .collect()
+        }
+        let path = plain(path);
+        self.files.keys().any(|f| plain(f).starts_with(&path))
     }
 
     /// Lists the files, re-reads them, and re-parses those whose text changed. Returns the
@@ -225,7 +239,7 @@ pub async fn run_file_provider(cfg: FileProvider, tx: mpsc::Sender<ProviderEvent
         return;
     }
     // Watch before the first load, so that a change made meanwhile is not missed.
-    let (ev_tx, mut ev_rx) = mpsc::unbounded_channel::<()>();
+    let (ev_tx, mut ev_rx) = mpsc::unbounded_channel::<notify::Event>();
     let _watcher = watch(&cfg, ev_tx);
     if !send_if_changed(&cfg, &mut cache, &tx).await {
         return;
@@ -233,20 +247,27 @@ pub async fn run_file_provider(cfg: FileProvider, tx: mpsc::Sender<ProviderEvent
     loop {
         tokio::select! {
             ev = ev_rx.recv() => {
-                if ev.is_none() {
+                let Some(first) = ev else {
                     return; // no watcher: nothing more will change
+                };
+                let mut burst = vec![first];
+                while let Ok(e) = ev_rx.try_recv() {
+                    burst.push(e);
                 }
                 // Coalesce the burst (an editor's temp file, write, rename): a file read
-                // between its truncation and its write would look empty.
-                let until = tokio::time::Instant::now() + SETTLE_MAX;
-                loop {
-                    tokio::time::sleep(SETTLE).await;
-                    let mut more = false;
-                    while ev_rx.try_recv().is_ok() {
-                        more = true;
-                    }
-                    if !more || tokio::time::Instant::now() >= until {
-                        break;
+                // between its truncation and its write would look empty. A file renamed into
+                // place is read at once.
+                if !whole(&burst, &cache) {
+                    let until = tokio::time::Instant::now() + SETTLE_MAX;
+                    loop {
+                        tokio::time::sleep(SETTLE).await;
+                        let mut more = false;
+                        while ev_rx.try_recv().is_ok() {
+                            more = true;
+                        }
+                        if !more || tokio::time::Instant::now() >= until {
+                            break;
+                        }
                     }
                 }
                 if !send_if_changed(&cfg, &mut cache, &tx).await {
@@ -263,13 +284,15 @@ pub async fn run_file_provider(cfg: FileProvider, tx: mpsc::Sender<ProviderEvent
 /// recursively. Failures are logged; the provider then serves what it loaded.
 fn watch(
     cfg: &FileProvider,
-    ev_tx: mpsc::UnboundedSender<()>,
+    ev_tx: mpsc::UnboundedSender<notify::Event>,
 ) -> Option<notify::RecommendedWatcher> {
-    let watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
-        if res.as_ref().is_ok_and(is_change) {
-            let _ = ev_tx.send(());
-        }
-    });
+    let watcher =
+        notify::recommended_watcher(move |res: notify::Result<notify::Event>| match res {
+            Ok(event) if is_change(&event) => {
+                let _ = ev_tx.send(event);
+            }
+            _ => {}
+        });
     let mut watcher = match watcher {
         Ok(w) => w,
         Err(e) => {
@@ -305,6 +328,24 @@ fn is_change(event: &notify::Event) -> bool {
         EventKind::Access(_) => false,
         _ => true,
     }
+}
+
+/// Whether every event of a burst leaves the files whole, so that they can be read without
+/// waiting for the burst to settle: a file closed after writing, a file renamed into place
+/// (an atomic writer's last step), or renamed away from a name that held no configuration (its
+/// temp file). A write under way, a creation, a removal, or a configuration file (or a folder
+/// holding one) renamed away — perhaps the first half of a replacement — are not.
+fn whole(burst: &[notify::Event], cache: &ParseCache) -> bool {
+    use notify::event::{AccessKind, AccessMode, EventKind, ModifyKind, RenameMode};
+    burst.iter().all(|e| match e.kind {
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
+        EventKind::Modify(ModifyKind::Name(RenameMode::To)) => true,
+        EventKind::Modify(ModifyKind::Name(RenameMode::From | RenameMode::Both)) => e
+            .paths
+            .first()
+            .is_some_and(|from| !cache.holds_configuration(from)),
+        _ => false,
+    })
 }
 
 /// Loads and sends the view if it changed since the last one sent (or the error); false when

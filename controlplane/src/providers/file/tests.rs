@@ -258,3 +258,85 @@ fn a_settled_file_is_not_read_again_but_any_rewrite_is_seen() {
     // A fresh file's stamp is not trusted: it is read every time until it settles.
     assert!(!cache.stamps.contains_key(&path));
 }
+
+#[test]
+fn a_rename_into_place_is_read_at_once_and_anything_else_settles() {
+    use notify::event::{AccessKind, AccessMode, CreateKind, EventKind, ModifyKind, RenameMode};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let conf = dir.path().join("conf");
+    fs::create_dir(&conf).expect("mkdir");
+    let dynamic = conf.join("dynamic.toml");
+    fs::write(&dynamic, ROUTER).expect("write");
+    let mut cache = ParseCache::default();
+    cache.load(&dir_cfg(dir.path())).expect("loads");
+
+    let ev = |kind, paths: &[&Path]| {
+        paths
+            .iter()
+            .fold(notify::Event::new(kind), |e, p| e.add_path(p.to_path_buf()))
+    };
+    let rename = |mode| EventKind::Modify(ModifyKind::Name(mode));
+    let tmp = conf.join(".dynamic.toml.tmp");
+    // An atomic writer: its temp file renamed over the configuration.
+    let atomic = [
+        ev(rename(RenameMode::From), &[&tmp]),
+        ev(rename(RenameMode::To), &[&dynamic]),
+        ev(rename(RenameMode::Both), &[&tmp, &dynamic]),
+    ];
+    assert!(whole(&atomic, &cache));
+    assert!(whole(&atomic[..1], &cache), "the temp file's half alone");
+    assert!(whole(
+        &[ev(
+            EventKind::Access(AccessKind::Close(AccessMode::Write)),
+            &[&dynamic]
+        )],
+        &cache
+    ));
+    // A configuration file or its folder renamed away may be half of a replacement; a write,
+    // a creation and a removal are under way.
+    let backup = conf.join("dynamic.toml~");
+    for partial in [
+        ev(rename(RenameMode::Both), &[&dynamic, &backup]),
+        ev(rename(RenameMode::From), &[&dynamic]),
+        ev(rename(RenameMode::From), &[&conf]),
+        ev(EventKind::Modify(ModifyKind::Any), &[&dynamic]),
+        ev(EventKind::Create(CreateKind::File), &[&dynamic]),
+        ev(
+            EventKind::Remove(notify::event::RemoveKind::File),
+            &[&dynamic],
+        ),
+    ] {
+        assert!(
+            !whole(
+                &atomic
+                    .iter()
+                    .cloned()
+                    .chain([partial.clone()])
+                    .collect::<Vec<_>>(),
+                &cache
+            ),
+            "{partial:?}"
+        );
+    }
+
+    // A configured file name without a folder is watched as `./name`.
+    let cwd_relative = ParseCache {
+        files: HashMap::from([(
+            PathBuf::from("dynamic.toml"),
+            (String::new(), Ok(DynamicConfig::default())),
+        )]),
+        ..ParseCache::default()
+    };
+    let dot = Path::new("./dynamic.toml");
+    assert!(!whole(
+        &[ev(rename(RenameMode::From), &[dot])],
+        &cwd_relative
+    ));
+    assert!(whole(
+        &[ev(
+            rename(RenameMode::From),
+            &[Path::new("./.dynamic.toml.tmp")]
+        )],
+        &cwd_relative
+    ));
+}
