@@ -4,7 +4,7 @@
 //! "a change live on every worker" (`loadtests/run --only reconfig` measures it end to end).
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
-use ringway_controlplane::aggregator::{resolve, ProviderConfig};
+use ringway_controlplane::aggregator::{resolve, resolve_with, Memo, ProviderConfig};
 use ringway_shared::config::{parse_dynamic, Format, StaticConfig};
 use ringway_shared::table::{
     HealthCheckSpec, HealthFlag, RouteTable, RuleCache, ServerSpec, TableSpec,
@@ -75,12 +75,31 @@ fn stages(c: &mut Criterion) {
             merged
         })
     });
+    let mut with_probe = config.clone();
+    with_probe.merge(small.clone()).expect("merges");
     let providers = vec![ProviderConfig {
         provider: "file".into(),
         config,
     }];
     g.bench_function("resolve", |b| {
         b.iter(|| resolve(black_box(&providers), &static_cfg, &no_dns))
+    });
+    // The runtime keeps what the last resolution built: a reload that adds one router (and
+    // its service, which renumbers the others) reuses the 10,000 others.
+    let with_probe = vec![ProviderConfig {
+        provider: "file".into(),
+        config: with_probe,
+    }];
+    g.bench_function("resolve_one_added", |b| {
+        b.iter_batched_ref(
+            || {
+                let mut memo = Memo::default();
+                drop(resolve_with(&providers, &static_cfg, &no_dns, &mut memo));
+                memo
+            },
+            |memo| resolve_with(black_box(&with_probe), &static_cfg, &no_dns, memo),
+            criterion::BatchSize::LargeInput,
+        )
     });
     let table = resolve(&providers, &static_cfg, &no_dns).table;
     assert_eq!(table.routers.len(), n);

@@ -3,10 +3,11 @@
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use ringway_shared::table::{
-    LoadBalancerSpec, RouteTable, RouterSpec, ServerSpec, ServiceId, ServiceKind, ServiceSpec,
-    TableSpec,
+    LoadBalancerSpec, RouteTable, RouterDef, RouterSpec, ServerSpec, ServiceId, ServiceKind,
+    ServiceSpec, TableSpec,
 };
 use std::hint::black_box;
+use std::sync::Arc;
 
 fn spec(routers: usize) -> TableSpec {
     let mut t = TableSpec {
@@ -15,7 +16,7 @@ fn spec(routers: usize) -> TableSpec {
     };
     for i in 0..routers {
         let rule = format!("Host(`svc{i}.example.com`) && PathPrefix(`/api`)");
-        t.services.push(ServiceSpec {
+        t.services.push(Arc::new(ServiceSpec {
             name: format!("svc{i}@file"),
             kind: ServiceKind::LoadBalancer(LoadBalancerSpec {
                 servers: vec![ServerSpec {
@@ -29,15 +30,17 @@ fn spec(routers: usize) -> TableSpec {
                 pass_host_header: true,
                 health_check: None,
             }),
-        });
+        }));
         t.routers.push(RouterSpec {
-            name: format!("r{i}@file"),
-            entry_points: vec!["web".into()],
-            priority: rule.len() as i64,
-            rule,
             service: ServiceId(i as u32),
-            tls: false,
-            middlewares: Vec::new(),
+            def: Arc::new(RouterDef {
+                name: format!("r{i}@file"),
+                entry_points: vec!["web".into()],
+                priority: rule.len() as i64,
+                rule,
+                tls: false,
+                middlewares: Vec::new(),
+            }),
         });
     }
     t

@@ -7,8 +7,10 @@
 //! `tcp` routers, …) are reported as warnings and ignored; those that could (middlewares) are
 //! errors that disable what uses them.
 
+mod memo;
 mod services;
 mod tcp;
+pub use memo::Memo;
 #[derive(Debug, Default, serde::Deserialize)]
 #[serde(default, rename_all = "camelCase")]
 struct RedirectSchemeConfig {
@@ -81,14 +83,15 @@ use ringway_shared::config::static_config::EntryPointTls;
 use ringway_shared::config::{ConfigError, DynamicConfig, Node, StaticConfig};
 use ringway_shared::rule::{self, RuleKind};
 use ringway_shared::table::{
-    InternalService, MiddlewareSpec, RedirectSpec, RetrySpec, RouterSpec, ServiceId, ServiceKind,
-    ServiceSpec, TableSpec, TlsOptionsSpec,
+    InternalService, MiddlewareSpec, RedirectSpec, RetrySpec, RouterDef, RouterSpec, ServiceId,
+    ServiceKind, ServiceSpec, TableSpec, TlsOptionsSpec,
 };
 use rustc_hash::FxHashMap as HashMap;
 use services::Services;
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 /// One provider's whole view.
 #[derive(Debug, Clone, PartialEq)]
@@ -103,10 +106,11 @@ pub struct ProviderConfig {
 pub struct Resolution {
     /// Generation 0: the caller numbers it.
     pub table: TableSpec,
-    /// Every router, enabled or not, sorted by provider then name.
-    pub routers: Vec<RouterStatus>,
+    /// Every router, enabled or not, sorted by provider then name (shared with the
+    /// previous resolution while unchanged).
+    pub routers: Vec<Arc<RouterStatus>>,
     /// Every service, valid or not, sorted by qualified name.
-    pub services: Vec<ServiceStatus>,
+    pub services: Vec<Arc<ServiceStatus>>,
     /// Every HTTP middleware, sorted by qualified name.
     pub middlewares: Vec<MiddlewareStatus>,
     /// Faults: each disabled a router, a service or a server.
@@ -189,11 +193,26 @@ pub fn qualify(name: &str, provider: &str) -> String {
     }
 }
 
+/// Every provider's middlewares, qualified, with their type and what the data plane gets (or
+/// why it cannot have it).
+type MiddlewareResults = HashMap<String, (&'static str, Result<MiddlewareSpec, String>)>;
+
 /// Aggregates every provider's configuration into one table.
 pub fn resolve(
     providers: &[ProviderConfig],
     static_cfg: &StaticConfig,
     resolve_addr: Resolver<'_>,
+) -> Resolution {
+    resolve_with(providers, static_cfg, resolve_addr, &mut Memo::default())
+}
+
+/// As [`resolve`], reusing what the last resolution with the same `memo` built for routers
+/// and services that did not change (and keeping this one's for the next).
+pub fn resolve_with(
+    providers: &[ProviderConfig],
+    static_cfg: &StaticConfig,
+    resolve_addr: Resolver<'_>,
+    memo: &mut Memo,
 ) -> Resolution {
     let mut out = Resolution::default();
     for p in providers {
@@ -236,7 +255,10 @@ pub fn resolve(
     let raw: BTreeMap<String, services::RawService<'_>> = raw.into_iter().collect();
     out.routers.reserve(n_routers);
     out.table.routers.reserve(n_routers);
-    let mut services = Services::build(&raw, resolve_addr, &mut out);
+    let known_eps = static_cfg.entry_point_names();
+    let default_eps = static_cfg.default_entry_points();
+    memo.begin(&known_eps, &default_eps);
+    let mut services = Services::build(&raw, resolve_addr, memo, &mut out);
     let noop_used = providers.iter().any(|p| {
         p.config
             .http
@@ -247,8 +269,7 @@ pub fn resolve(
     add_internal_services(static_cfg, noop_used, &mut services, &mut out);
 
     // What the data plane gets for each middleware, and what the API shows of it.
-    let mut middlewares: HashMap<String, (&'static str, Result<MiddlewareSpec, String>)> =
-        HashMap::default();
+    let mut middlewares = MiddlewareResults::default();
     for p in providers {
         for (name, m) in &p.config.http.middlewares {
             let q = qualify(name, &p.provider);
@@ -267,8 +288,8 @@ pub fn resolve(
     let cx = RouterContext {
         service_ids: &services.ids,
         middlewares: &middlewares,
-        known_eps: static_cfg.entry_point_names(),
-        default_eps: static_cfg.default_entry_points(),
+        known_eps,
+        default_eps,
         tls_options: &tls_options,
         rule_checks: std::cell::RefCell::new(RuleChecks::take()),
     };
@@ -278,8 +299,18 @@ pub fn resolve(
         .filter_map(|(n, ep)| ep.http_tls.as_ref().map(|t| (n.as_str(), t)))
         .collect();
     for p in providers {
-        for (name, r) in &p.config.http.routers {
-            for (name, r) in apply_models(name, r, &models, &cx.default_eps) {
+        for (configured, config) in &p.config.http.routers {
+            let modelled = models_apply(config, &models, &cx.default_eps);
+            if !modelled {
+                let kept =
+                    memo.router(&p.provider, configured, config, &services.ids, &middlewares);
+                if let Some((status, spec)) = kept {
+                    out.routers.push(status);
+                    out.table.routers.push(spec);
+                    continue;
+                }
+            }
+            for (name, r) in apply_models(configured, config, &models, &cx.default_eps) {
                 let (name, r) = (name.as_ref(), r.as_ref());
                 let loc = location(&p.config, "http.routers", name, &p.provider);
                 let mut status = cx.router(qualify(name, &p.provider), &p.provider, r);
@@ -313,17 +344,21 @@ pub fn resolve(
                         }
                     }
                 }
+                let status = Arc::new(status);
                 if status.enabled {
-                    if let Some(&id) = services.ids.get(&status.service) {
-                        out.table.routers.push(RouterSpec {
-                            name: qualified.to_string(),
+                    if let Some(&service) = services.ids.get(&status.service) {
+                        let def = Arc::new(RouterDef {
+                            name: status.name.clone(),
                             entry_points: status.entry_points.clone(),
                             rule: status.rule.clone(),
                             priority: status.priority,
-                            service: id,
                             tls: r.tls.is_some(),
                             middlewares: status.middlewares.clone(),
                         });
+                        if !modelled && r.tls.is_none() && status.errors.is_empty() {
+                            memo.keep_router(&p.provider, configured, config, (&status, &def));
+                        }
+                        out.table.routers.push(RouterSpec { def, service });
                     }
                 }
                 out.routers.push(status);
@@ -331,6 +366,7 @@ pub fn resolve(
         }
     }
     cx.rule_checks.into_inner().put_back();
+    memo.end();
     add_internal_routers(static_cfg, &services.ids, &mut out);
     out.table.services = services.specs;
     out.table.tls.sni_options = host_options.into_specs(&tls_options);
@@ -377,18 +413,18 @@ fn add_internal_services(
         services
             .ids
             .insert(name.to_string(), ServiceId(services.specs.len() as u32));
-        services.specs.push(ServiceSpec {
+        services.specs.push(Arc::new(ServiceSpec {
             name: name.to_string(),
             kind: ServiceKind::Internal(kind),
-        });
-        out.services.push(ServiceStatus {
+        }));
+        out.services.push(Arc::new(ServiceStatus {
             name: name.to_string(),
             provider: "internal".to_string(),
             kind: "",
             enabled: true,
             servers: Vec::new(),
             errors: Vec::new(),
-        });
+        }));
     }
 }
 
@@ -430,15 +466,17 @@ fn add_internal_routers(
             continue;
         };
         out.table.routers.push(RouterSpec {
-            name: name.to_string(),
-            entry_points: vec![ep.to_string()],
-            rule: rule.clone(),
-            priority,
+            def: Arc::new(RouterDef {
+                name: name.to_string(),
+                entry_points: vec![ep.to_string()],
+                rule: rule.clone(),
+                priority,
+                tls: false,
+                middlewares: Vec::new(),
+            }),
             service,
-            tls: false,
-            middlewares: Vec::new(),
         });
-        out.routers.push(RouterStatus {
+        out.routers.push(Arc::new(RouterStatus {
             name: name.to_string(),
             provider: "internal".to_string(),
             rule,
@@ -453,7 +491,7 @@ fn add_internal_routers(
             tls: None,
             tcp: false,
             passthrough: false,
-        });
+        }));
     }
 }
 
@@ -470,17 +508,10 @@ fn apply_models<'a>(
     models: &BTreeMap<&str, &EntryPointTls>,
     default_eps: &[String],
 ) -> Vec<(Cow<'a, str>, Cow<'a, RouterConfig>)> {
-    if models.is_empty() {
+    if !models_apply(r, models, default_eps) {
         return vec![(Cow::Borrowed(name), Cow::Borrowed(r))];
     }
-    let eps: &[String] = if r.entry_points.is_empty() {
-        default_eps
-    } else {
-        &r.entry_points
-    };
-    if !eps.iter().any(|ep| models.contains_key(ep.as_str())) {
-        return vec![(Cow::Borrowed(name), Cow::Borrowed(r))];
-    }
+    let eps = router_entry_points(r, default_eps);
     let mut out = Vec::new();
     let mut plain = Vec::new();
     for ep in eps {
@@ -518,6 +549,27 @@ fn apply_models<'a>(
         out.push((Cow::Borrowed(name), Cow::Owned(cp)));
     }
     out
+}
+
+/// Whether one of the router's entry points has a TLS model (then [`apply_models`] changes it).
+fn models_apply(
+    r: &RouterConfig,
+    models: &BTreeMap<&str, &EntryPointTls>,
+    default_eps: &[String],
+) -> bool {
+    !models.is_empty()
+        && router_entry_points(r, default_eps)
+            .iter()
+            .any(|ep| models.contains_key(ep.as_str()))
+}
+
+/// The entry points a router names, or the default ones when it names none.
+fn router_entry_points<'a>(r: &'a RouterConfig, default_eps: &'a [String]) -> &'a [String] {
+    if r.entry_points.is_empty() {
+        default_eps
+    } else {
+        &r.entry_points
+    }
 }
 
 /// What a router asks its resolver for, as Traefik: one certificate per `tls.domains` entry

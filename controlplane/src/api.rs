@@ -21,11 +21,11 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 /// What the API reports about the configuration: the last resolution.
 #[derive(Debug, Default)]
 pub struct Runtime {
-    pub routers: Vec<RouterStatus>,
-    pub services: Vec<ServiceStatus>,
+    pub routers: Vec<Arc<RouterStatus>>,
+    pub services: Vec<Arc<ServiceStatus>>,
     pub middlewares: Vec<MiddlewareStatus>,
     /// The valid services as sent to the data plane (servers, weights, health checks).
-    pub service_specs: Vec<ServiceSpec>,
+    pub service_specs: Vec<Arc<ServiceSpec>>,
     pub tcp_service_specs: Vec<TcpServiceSpec>,
     /// Index of each service in `service_specs`, by name.
     spec_index: HashMap<String, usize>,
@@ -37,6 +37,7 @@ impl Runtime {
         self.spec_index
             .get(name)
             .and_then(|&i| self.service_specs.get(i))
+            .map(|s| &**s)
     }
 }
 

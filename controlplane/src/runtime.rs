@@ -1,14 +1,14 @@
 //! The control plane's main loop: connect to the data plane, run the providers, coalesce
 //! their updates, resolve them into a table, push it, and log the data plane's answers.
 
-use crate::aggregator::{resolve, ProviderConfig};
+use crate::aggregator::{resolve_with, Memo, ProviderConfig};
 use crate::providers::{docker::run_docker_provider, file::run_file_provider, ProviderEvent};
 use ipc_channel::ipc::{self, IpcSender};
 use ringway_shared::config::static_config::StaticConfig;
 use ringway_shared::ipc::{
     ControlToData, DataToControl, TablePayload, PROTOCOL_VERSION, SERVER_ENV,
 };
-use ringway_shared::table::{RouterSpec, ServiceId, TableSpec};
+use ringway_shared::table::{ServiceId, TableSpec};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -162,6 +162,8 @@ async fn main_loop(
     // they go once the data plane has the new table live.
     let mut retired: Vec<ProviderConfig> = Vec::new();
     let mut retired_tables: Vec<TableSpec> = Vec::new();
+    // What the last resolution built, for the next to reuse (moves to the resolution and back).
+    let mut memo = Memo::default();
 
     loop {
         let all_reported = expected.iter().all(|p| configs.contains_key(*p));
@@ -264,11 +266,14 @@ async fn main_loop(
                 // no event is taken meanwhile.
                 let providers: Vec<ProviderConfig> = std::mem::take(&mut configs).into_values().collect();
                 let static_cfg = cfg.clone();
-                let (resolved, providers) = match tokio::task::spawn_blocking(move || {
+                let mut kept = std::mem::take(&mut memo);
+                let (resolved, providers, kept) = match tokio::task::spawn_blocking(move || {
                     let resolved = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        resolve(&providers, &static_cfg, &crate::check::resolve_std)
+                        resolve_with(&providers, &static_cfg, &crate::check::resolve_std, &mut kept)
                     }));
-                    (resolved, providers)
+                    // After a panic the memo may be half updated: start afresh.
+                    let kept = if resolved.is_ok() { kept } else { Memo::default() };
+                    (resolved, providers, kept)
                 })
                 .await
                 {
@@ -279,6 +284,7 @@ async fn main_loop(
                         continue;
                     }
                 };
+                memo = kept;
                 let providers_now: Vec<ProviderConfig> = providers;
                 cert_watch.update(crate::tls::cert_files(&providers_now));
                 configs = providers_now.into_iter().map(|p| (p.provider.clone(), p)).collect();
@@ -430,35 +436,16 @@ fn router_changes(before: Option<&TableSpec>, now: &TableSpec) -> (usize, usize,
         (added, old.len() - kept, changed)
     }
     // Services are numbered in name order: a service added before a router's own renumbers
-    // it without changing the router, so routers compare by their service's name.
+    // it without changing the router, so routers compare by their service's name (and by
+    // pointer first: an unchanged router is shared with the last table).
     fn service_name(t: &TableSpec, id: ServiceId) -> Option<&str> {
         t.services.get(id.0 as usize).map(|s| s.name.as_str())
     }
     let http = count(
         &before.routers,
         &now.routers,
-        |r| r.name.as_str(),
-        |a, b| {
-            let RouterSpec {
-                name,
-                entry_points,
-                rule,
-                priority,
-                service,
-                tls,
-                middlewares,
-            } = a;
-            (name, entry_points, rule, priority, tls, middlewares)
-                == (
-                    &b.name,
-                    &b.entry_points,
-                    &b.rule,
-                    &b.priority,
-                    &b.tls,
-                    &b.middlewares,
-                )
-                && service_name(before, *service) == service_name(now, b.service)
-        },
+        |r| r.def.name.as_str(),
+        |a, b| a.def == b.def && service_name(before, a.service) == service_name(now, b.service),
     );
     let tcp = count(
         &before.tcp_routers,
@@ -560,7 +547,8 @@ fn die_with_parent() {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ringway_shared::table::{InternalService, ServiceKind, ServiceSpec};
+    use ringway_shared::table::{InternalService, RouterDef, RouterSpec, ServiceKind, ServiceSpec};
+    use std::sync::Arc;
 
     fn table(routers: &[(&str, &str, &str)]) -> TableSpec {
         let mut t = TableSpec::default();
@@ -568,20 +556,22 @@ mod tests {
         names.sort();
         names.dedup();
         for n in &names {
-            t.services.push(ServiceSpec {
+            t.services.push(Arc::new(ServiceSpec {
                 name: n.to_string(),
                 kind: ServiceKind::Internal(InternalService::Noop),
-            });
+            }));
         }
         for (name, rule, service) in routers {
             t.routers.push(RouterSpec {
-                name: name.to_string(),
-                entry_points: vec!["web".to_string()],
-                rule: rule.to_string(),
-                priority: 0,
                 service: ServiceId(names.binary_search(service).expect("service") as u32),
-                tls: false,
-                middlewares: Vec::new(),
+                def: std::sync::Arc::new(RouterDef {
+                    name: name.to_string(),
+                    entry_points: vec!["web".to_string()],
+                    rule: rule.to_string(),
+                    priority: 0,
+                    tls: false,
+                    middlewares: Vec::new(),
+                }),
             });
         }
         t

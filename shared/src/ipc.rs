@@ -90,7 +90,7 @@ impl std::fmt::Debug for TablePayload {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::table::{RouterSpec, ServiceId};
+    use crate::table::{RouterDef, RouterSpec, ServiceId};
 
     #[test]
     fn tables_round_trip_through_shared_memory() {
@@ -99,13 +99,15 @@ mod tests {
             ..TableSpec::default()
         };
         spec.routers.push(RouterSpec {
-            name: "r@file".into(),
-            entry_points: vec!["web".into()],
-            rule: "Host(`a`)".into(),
-            priority: 9,
             service: ServiceId(0),
-            tls: false,
-            middlewares: Vec::new(),
+            def: std::sync::Arc::new(RouterDef {
+                name: "r@file".into(),
+                entry_points: vec!["web".into()],
+                rule: "Host(`a`)".into(),
+                priority: 9,
+                tls: false,
+                middlewares: Vec::new(),
+            }),
         });
         let payload = TablePayload::encode(&spec).expect("encodes");
         assert_eq!(payload.generation, 7);

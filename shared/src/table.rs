@@ -13,6 +13,7 @@ pub use compiled::{
 
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Index of a service in [`TableSpec::services`].
@@ -26,7 +27,9 @@ pub struct TableSpec {
     pub generation: u64,
     /// Enabled HTTP routers only; disabled ones stay in the control plane with their errors.
     pub routers: Vec<RouterSpec>,
-    pub services: Vec<ServiceSpec>,
+    /// Shared with the control plane's previous tables while unchanged (a reload that changes
+    /// one service of 10,000 builds one).
+    pub services: Vec<Arc<ServiceSpec>>,
     /// Certificates for TLS termination.
     #[serde(default)]
     pub tls: TlsSpec,
@@ -190,6 +193,16 @@ pub struct CertificateSpec {
 /// An HTTP router whose rule parsed and whose service exists.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RouterSpec {
+    /// The router itself, shared with the control plane's previous tables while unchanged.
+    pub def: Arc<RouterDef>,
+    /// Services are numbered in name order: one added renumbers the others without changing
+    /// the routers that use them.
+    pub service: ServiceId,
+}
+
+/// What an HTTP router is, apart from its service's number.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouterDef {
     /// Qualified name, `name@provider`.
     pub name: String,
     /// Entry points this router is attached to (already expanded from "all/default").
@@ -197,7 +210,6 @@ pub struct RouterSpec {
     pub rule: String,
     /// Explicit priority, or the rule's length when none was configured.
     pub priority: i64,
-    pub service: ServiceId,
     /// `tls` section present: the router serves TLS connections only.
     pub tls: bool,
     /// Middlewares in order (only those the data plane implements reach it).
@@ -206,7 +218,7 @@ pub struct RouterSpec {
 }
 
 /// A middleware the data plane applies before forwarding.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum MiddlewareSpec {
     /// `redirectScheme`; also what `entryPoints.<ep>.http.redirections` becomes.
     RedirectScheme(RedirectSpec),
@@ -233,14 +245,14 @@ pub struct RedirectSpec {
     pub permanent: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServiceSpec {
     /// Qualified name, `name@provider`.
     pub name: String,
     pub kind: ServiceKind,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ServiceKind {
     LoadBalancer(LoadBalancerSpec),
     /// Weighted round robin across other services (canary deployments).
@@ -279,7 +291,7 @@ impl InternalService {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LoadBalancerSpec {
     pub servers: Vec<ServerSpec>,
     /// Forward the client's Host header (default) or the server's authority.
@@ -310,13 +322,13 @@ pub struct HealthCheckSpec {
     pub headers: Vec<(String, String)>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WeightedChild {
     pub service: ServiceId,
     pub weight: u32,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServerSpec {
     /// The URL as configured, for logs and the API.
     pub url: String,

@@ -1,7 +1,7 @@
 //! Service validation: one type per service, weighted children that exist and form no
 //! cycle, server URLs parsed and resolved, and `ServiceId` numbering.
 
-use super::{qualify, Resolution, Resolver, ServiceStatus};
+use super::{qualify, Memo, Resolution, Resolver, ServiceStatus};
 use ringway_shared::config::dynamic::{LoadBalancerConfig, ServiceConfig, WeightedConfig};
 use ringway_shared::config::node::from_node_at;
 use ringway_shared::config::{ConfigError, Node, TraefikDuration};
@@ -10,8 +10,10 @@ use ringway_shared::table::{
     WeightedChild,
 };
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
+use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// A provider's service before validation, under its qualified name.
@@ -24,7 +26,7 @@ pub(super) struct RawService<'a> {
 
 /// Services validated and numbered.
 pub(super) struct Services {
-    pub specs: Vec<ServiceSpec>,
+    pub specs: Vec<Arc<ServiceSpec>>,
     pub ids: HashMap<String, ServiceId>,
 }
 
@@ -32,6 +34,7 @@ impl Services {
     pub fn build(
         raw: &BTreeMap<String, RawService<'_>>,
         resolve_addr: Resolver<'_>,
+        memo: &mut Memo,
         out: &mut Resolution,
     ) -> Services {
         let mut specs = Vec::with_capacity(raw.len());
@@ -39,7 +42,23 @@ impl Services {
         out.services.reserve(raw.len());
         let mut pending_children = Vec::new();
         let mut weighted_ok = HashSet::default();
+        // Whether a server's host name was looked up: such a service is not kept (it is
+        // looked up again next time).
+        let looked_up = Cell::new(false);
+        let resolve_addr = |host: &str, port: u16| {
+            looked_up.set(true);
+            resolve_addr(host, port)
+        };
+        let resolve_addr: Resolver<'_> = &resolve_addr;
         for (name, svc) in raw {
+            if let Some((status, spec)) = memo.service(name, svc.config) {
+                ids.insert(name.clone(), ServiceId(specs.len() as u32));
+                specs.push(spec);
+                out.services.push(status);
+                continue;
+            }
+            looked_up.set(false);
+            let warnings_before = out.warnings.len();
             let mut status = ServiceStatus {
                 name: name.clone(),
                 provider: svc.provider.to_string(),
@@ -61,7 +80,7 @@ impl Services {
                 }
                 Err(e) => {
                     fail(&mut status, e);
-                    out.services.push(status);
+                    out.services.push(Arc::new(status));
                     continue;
                 }
             };
@@ -84,7 +103,7 @@ impl Services {
                         Some(Ok(spec)) => Some(spec),
                         Some(Err(e)) => {
                             fail(&mut status, format!("loadBalancer.healthCheck: {e}"));
-                            out.services.push(status);
+                            out.services.push(Arc::new(status));
                             continue;
                         }
                     };
@@ -101,7 +120,7 @@ impl Services {
                         check_weighted(name, w, svc.provider, raw, &mut path, &mut weighted_ok)
                     {
                         fail(&mut status, e);
-                        out.services.push(status);
+                        out.services.push(Arc::new(status));
                         continue;
                     }
                     pending_children.push((specs.len(), svc.provider, w));
@@ -110,10 +129,19 @@ impl Services {
             };
             status.enabled = true;
             ids.insert(name.clone(), ServiceId(specs.len() as u32));
-            specs.push(ServiceSpec {
+            let spec = Arc::new(ServiceSpec {
                 name: name.clone(),
                 kind: spec_kind,
             });
+            let status = Arc::new(status);
+            let alone = matches!(spec.kind, ServiceKind::LoadBalancer(_))
+                && status.errors.is_empty()
+                && out.warnings.len() == warnings_before
+                && !looked_up.get();
+            if alone {
+                memo.keep_service(name, svc.config, (&status, &spec));
+            }
+            specs.push(spec);
             out.services.push(status);
         }
         // Every child of a valid weighted service is valid (checked above), so has an id.
@@ -129,7 +157,8 @@ impl Services {
                         })
                 })
                 .collect();
-            specs[index].kind = ServiceKind::Weighted(children);
+            // Built in this resolution, not shared yet: nothing is copied.
+            Arc::make_mut(&mut specs[index]).kind = ServiceKind::Weighted(children);
         }
         Services { specs, ids }
     }

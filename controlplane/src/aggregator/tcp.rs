@@ -13,6 +13,7 @@ use ringway_shared::table::{
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
+use std::sync::Arc;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
@@ -334,7 +335,7 @@ pub(super) fn resolve_tcp(
                     tls,
                 });
             }
-            out.routers.push(RouterStatus {
+            out.routers.push(Arc::new(RouterStatus {
                 name: q,
                 provider: p.provider.clone(),
                 rule: r.rule.clone(),
@@ -357,7 +358,7 @@ pub(super) fn resolve_tcp(
                 tcp: true,
                 declared_entry_points: r.entry_points.clone(),
                 passthrough: r.tls.as_ref().is_some_and(|t| t.passthrough),
-            });
+            }));
         }
     }
 }

@@ -39,10 +39,10 @@ fn valid_router_gets_qualified_names_default_priority_and_all_entry_points() {
     assert!(r.errors.is_empty(), "{:?}", r.errors);
     assert_eq!(r.table.routers.len(), 1);
     let router = &r.table.routers[0];
-    assert_eq!(router.name, "r1@file");
-    assert_eq!(router.priority, "Host(`a`)".len() as i64);
+    assert_eq!(router.def.name, "r1@file");
+    assert_eq!(router.def.priority, "Host(`a`)".len() as i64);
     assert_eq!(
-        router.entry_points,
+        router.def.entry_points,
         vec!["admin".to_string(), "web".to_string()]
     );
     let ServiceKind::LoadBalancer(lb) = &r.table.services[router.service.0 as usize].kind else {
@@ -73,7 +73,12 @@ entryPoints = [\"nope\"]
 "
     );
     let r = run(&[provider("file", &toml)]);
-    let names: Vec<&str> = r.table.routers.iter().map(|r| r.name.as_str()).collect();
+    let names: Vec<&str> = r
+        .table
+        .routers
+        .iter()
+        .map(|r| r.def.name.as_str())
+        .collect();
     assert_eq!(names, vec!["good@file"]);
     let text: Vec<String> = r.errors.iter().map(|e| e.to_string()).collect();
     assert!(
@@ -107,7 +112,7 @@ fn cross_provider_references_resolve() {
     );
     let r = run(&[a, b]);
     assert!(r.errors.is_empty(), "{:?}", r.errors);
-    assert_eq!(r.table.routers[0].name, "r@docker");
+    assert_eq!(r.table.routers[0].def.name, "r@docker");
     assert_eq!(
         r.table.services[r.table.routers[0].service.0 as usize].name,
         "s1@file"
@@ -164,7 +169,7 @@ fn explicit_priority_is_kept() {
             "{BASE}\n[http.routers.r]\nrule = \"Host(`a`)\"\nservice = \"s1\"\npriority = 42\n"
         ),
     )]);
-    assert_eq!(r.table.routers[0].priority, 42);
+    assert_eq!(r.table.routers[0].def.priority, 42);
 }
 
 #[test]
@@ -232,7 +237,7 @@ fn unknown_entry_point_disables_the_router_only_there() {
     );
     let r = run(&[provider("file", &toml)]);
     assert_eq!(r.table.routers.len(), 1);
-    assert_eq!(r.table.routers[0].entry_points, vec!["web".to_string()]);
+    assert_eq!(r.table.routers[0].def.entry_points, vec!["web".to_string()]);
     assert!(r.routers[0].enabled);
     assert_eq!(
         texts(&r.errors),
@@ -252,8 +257,11 @@ fn as_default_entry_points_are_the_default() {
         "{BASE}\n[http.routers.r]\nrule = \"Host(`a`)\"\nservice = \"s1\"\n[http.routers.r.tls]\n"
     );
     let r = resolve(&[provider("file", &toml)], &cfg, &no_dns);
-    assert_eq!(r.table.routers[0].entry_points, vec!["admin".to_string()]);
-    assert!(r.table.routers[0].tls);
+    assert_eq!(
+        r.table.routers[0].def.entry_points,
+        vec!["admin".to_string()]
+    );
+    assert!(r.table.routers[0].def.tls);
 }
 
 #[test]
@@ -473,7 +481,7 @@ fn priority_zero_means_rule_length() {
             "{BASE}\n[http.routers.r]\nrule = \"Host(`abc`)\"\nservice = \"s1\"\npriority = 0\n"
         ),
     )]);
-    assert_eq!(r.table.routers[0].priority, "Host(`abc`)".len() as i64);
+    assert_eq!(r.table.routers[0].def.priority, "Host(`abc`)".len() as i64);
 }
 
 #[test]
@@ -503,7 +511,7 @@ X-Probe = "1"
     let r = run(&[provider("file", toml)]);
     assert!(r.errors.is_empty(), "{:?}", texts(&r.errors));
     let router = &r.table.routers[0];
-    match router.middlewares.as_slice() {
+    match router.def.middlewares.as_slice() {
         [MiddlewareSpec::Retry(spec)] => {
             assert_eq!(spec.attempts, 3);
             assert_eq!(spec.initial_interval, std::time::Duration::from_millis(250));
@@ -667,7 +675,13 @@ entryPoints = [\"websecure\"]
         .table
         .routers
         .iter()
-        .map(|x| (x.name.as_str(), x.entry_points.as_slice(), x.tls))
+        .map(|x| {
+            (
+                x.def.name.as_str(),
+                x.def.entry_points.as_slice(),
+                x.def.tls,
+            )
+        })
         .collect();
     let web = ["web".to_string()];
     let secure = ["websecure".to_string()];
@@ -732,7 +746,12 @@ fn internal_services_and_routers_follow_the_static_configuration() {
         Some(ServiceKind::Internal(InternalService::Noop))
     );
     // ping@internal needs ping.manualRouting: that router is disabled, the others served.
-    let names: Vec<&str> = r.table.routers.iter().map(|r| r.name.as_str()).collect();
+    let names: Vec<&str> = r
+        .table
+        .routers
+        .iter()
+        .map(|r| r.def.name.as_str())
+        .collect();
     assert_eq!(
         names,
         [
@@ -747,8 +766,8 @@ fn internal_services_and_routers_follow_the_static_configuration() {
         r.table
             .routers
             .iter()
-            .find(|x| x.name == name)
-            .map(|x| (x.entry_points.clone(), x.rule.clone()))
+            .find(|x| x.def.name == name)
+            .map(|x| (x.def.entry_points.clone(), x.def.rule.clone()))
     };
     assert_eq!(
         internal("prometheus@internal"),
@@ -764,4 +783,188 @@ fn internal_services_and_routers_follow_the_static_configuration() {
     assert!(texts(&r.errors)
         .iter()
         .any(|e| e.contains("pinged") && e.contains("ping.manualRouting")));
+}
+
+/// Resolves each configuration in turn twice: with one memo kept across them, and afresh.
+/// Both must give the same, whatever changed; returns the memo's resolutions.
+fn with_and_without_memo(
+    cfg: &StaticConfig,
+    steps: &[String],
+    dns: Resolver<'_>,
+) -> Vec<Resolution> {
+    let mut memo = Memo::default();
+    let mut out = Vec::new();
+    for (i, toml) in steps.iter().enumerate() {
+        let providers = [provider("file", toml), provider("docker", DOCKER)];
+        let kept = resolve_with(&providers, cfg, dns, &mut memo);
+        let fresh = resolve(&providers, cfg, dns);
+        assert_eq!(kept.table, fresh.table, "step {i}");
+        assert_eq!(kept.routers, fresh.routers, "step {i}");
+        assert_eq!(kept.services, fresh.services, "step {i}");
+        assert_eq!(kept.middlewares, fresh.middlewares, "step {i}");
+        assert_eq!(kept.errors, fresh.errors, "step {i}");
+        assert_eq!(kept.warnings, fresh.warnings, "step {i}");
+        assert_eq!(kept.cert_requests, fresh.cert_requests, "step {i}");
+        out.push(kept);
+    }
+    out
+}
+
+const DOCKER: &str = r#"
+[http.routers.d]
+rule = "Host(`d.test`)"
+service = "s1@file"
+"#;
+
+/// Routers and services of every kind the memo keeps or must not keep.
+fn memo_config(extra: &str, r1_rule: &str, attempts: u32, with_s3: bool) -> String {
+    let s3 = if with_s3 {
+        "[http.services.s3.loadBalancer]\nservers = [{ url = \"http://127.0.0.1:9003\" }]\n"
+    } else {
+        ""
+    };
+    format!(
+        r#"{BASE}
+{extra}
+{s3}
+[http.services.dns.loadBalancer]
+servers = [{{ url = "http://backend:80" }}]
+[http.services.w.weighted]
+services = [{{ name = "s1", weight = 1 }}, {{ name = "s3", weight = 2 }}]
+[http.middlewares.m.retry]
+attempts = {attempts}
+[http.routers.r1]
+rule = "{r1_rule}"
+service = "s1"
+[http.routers.r2]
+rule = "Host(`r2.test`)"
+service = "s1"
+middlewares = ["m"]
+[http.routers.r3]
+rule = "Host(`r3.test`)"
+service = "s3"
+[http.routers.rdns]
+rule = "Host(`dns.test`)"
+service = "dns"
+[http.routers.rw]
+rule = "Host(`w.test`)"
+service = "w"
+[http.routers.t]
+rule = "Host(`t.test`)"
+service = "s1"
+tls = {{}}
+[http.routers.ep]
+rule = "Host(`ep.test`)"
+service = "s1"
+entryPoints = ["web", "nowhere"]
+"#
+    )
+}
+
+fn router<'a>(r: &'a Resolution, name: &str) -> &'a Arc<RouterStatus> {
+    r.routers.iter().find(|s| s.name == name).expect(name)
+}
+
+fn service<'a>(r: &'a Resolution, name: &str) -> &'a Arc<ServiceStatus> {
+    r.services.iter().find(|s| s.name == name).expect(name)
+}
+
+#[test]
+fn a_resolution_reuses_what_did_not_change_and_gives_what_a_fresh_one_gives() {
+    let lookups = std::cell::Cell::new(0);
+    let dns = |host: &str, port: u16| {
+        lookups.set(lookups.get() + 1);
+        match host {
+            "backend" => Ok(vec![SocketAddr::from(([127, 0, 0, 9], port))]),
+            _ => no_dns(host, port),
+        }
+    };
+    let added =
+        "[http.services.a0.loadBalancer]\nservers = [{ url = \"http://127.0.0.1:9000\" }]\n\
+                 [http.routers.a0]\nrule = \"Host(`a0.test`)\"\nservice = \"a0\"\n";
+    let steps = [
+        memo_config("", "Host(`r1.test`)", 2, true),
+        // A service that sorts first renumbers every other one.
+        memo_config(added, "Host(`r1.test`)", 2, true),
+        memo_config(added, "Host(`r1.test`) && Path(`/x`)", 2, true),
+        memo_config(added, "Host(`r1.test`) && Path(`/x`)", 3, true),
+        // r3's service goes: r3 is disabled, and w (which weighs it) is invalid.
+        memo_config(added, "Host(`r1.test`) && Path(`/x`)", 3, false),
+        memo_config(added, "Host(`r1.test`) && Path(`/x`)", 3, true),
+        memo_config(added, "Host(`r1.test`) && Path(`/x`)", 3, true),
+    ];
+    let r = with_and_without_memo(&static_cfg(), &steps, &dns);
+    assert!(
+        lookups.get() >= 2 * steps.len(),
+        "the host name is looked up every time"
+    );
+
+    let shared =
+        |name: &str, a: usize, b: usize| Arc::ptr_eq(router(&r[a], name), router(&r[b], name));
+    // Renumbered by a0: shared, with its service's new number.
+    assert!(shared("r1@file", 0, 1) && shared("d@docker", 0, 1));
+    let spec = |i: usize, name: &str| {
+        r[i].table
+            .routers
+            .iter()
+            .find(|x| x.def.name == name)
+            .cloned()
+            .expect(name)
+    };
+    assert!(Arc::ptr_eq(
+        &spec(0, "r1@file").def,
+        &spec(1, "r1@file").def
+    ));
+    assert_eq!(
+        spec(1, "r1@file").service.0,
+        spec(0, "r1@file").service.0 + 1
+    );
+    assert!(!shared("r1@file", 1, 2), "its rule changed");
+    assert!(
+        shared("r2@file", 1, 2) && !shared("r2@file", 2, 3),
+        "its middleware changed"
+    );
+    assert_eq!(
+        spec(3, "r2@file").def.middlewares,
+        vec![MiddlewareSpec::Retry(RetrySpec {
+            attempts: 3,
+            initial_interval: std::time::Duration::from_millis(100),
+        })]
+    );
+    assert!(!router(&r[4], "r3@file").enabled, "its service is gone");
+    assert!(router(&r[5], "r3@file").enabled && !shared("r3@file", 4, 5));
+    // Never kept: a TLS router, one with an error, one to a weighted service is (its
+    // service is valid), one to a service behind a host name too.
+    assert!(!shared("t@file", 5, 6) && !shared("ep@file", 5, 6));
+    assert!(shared("rw@file", 5, 6) && shared("rdns@file", 5, 6));
+    let same_service = |name: &str| Arc::ptr_eq(service(&r[5], name), service(&r[6], name));
+    assert!(same_service("s1@file") && same_service("a0@file"));
+    assert!(!same_service("w@file") && !same_service("dns@file"));
+}
+
+#[test]
+fn routers_under_an_entry_point_model_are_built_every_time() {
+    let cfg = StaticConfig::from_args(&[
+        "--entrypoints.web.address=:8000".to_string(),
+        "--entrypoints.websecure.address=:8443".to_string(),
+        "--entrypoints.websecure.http.tls.certresolver=le".to_string(),
+        "--certificatesresolvers.le.acme.tlschallenge=true".to_string(),
+    ])
+    .expect("static config");
+    let steps = [
+        memo_config("", "Host(`r1.test`)", 2, true),
+        memo_config("", "Host(`r1.test`)", 2, true),
+    ];
+    let r = with_and_without_memo(&cfg, &steps, &no_dns);
+    // r1 is on both entry points (the default): split, and never kept.
+    assert!(r[1].routers.iter().any(|s| s.name == "websecure-r1@file"));
+    assert!(!Arc::ptr_eq(
+        router(&r[0], "r1@file"),
+        router(&r[1], "r1@file")
+    ));
+    // ep names web and an unknown one: kept only while error-free, so built again too.
+    assert!(!Arc::ptr_eq(
+        router(&r[0], "ep@file"),
+        router(&r[1], "ep@file")
+    ));
 }

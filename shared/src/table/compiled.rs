@@ -1,7 +1,9 @@
 //! The compiled, immutable routing table the workers match requests against.
 
 use super::TcpTls;
-use super::{HealthCheckSpec, InternalService, ServerSpec, ServiceId, ServiceKind, TableSpec};
+use super::{
+    HealthCheckSpec, InternalService, RouterSpec, ServerSpec, ServiceId, ServiceKind, TableSpec,
+};
 use crate::router_index::{IndexedRule, RouterIndex};
 use crate::rule::{self, RequestView};
 use crate::tcp_rule::{TcpRequest, TcpRule};
@@ -194,6 +196,8 @@ impl RouteTable {
         let services_len = spec.services.len();
         let mut services = Vec::with_capacity(services_len);
         for s in std::mem::take(&mut spec.services) {
+            // A decoded spec's are not shared: nothing is copied.
+            let s = Arc::unwrap_or_clone(s);
             services.push(match s.kind {
                 ServiceKind::LoadBalancer(lb) => CompiledService::LoadBalancer {
                     weights: lb.servers.iter().map(|srv| srv.weight).collect(),
@@ -231,11 +235,14 @@ impl RouteTable {
         let mut per_ep: HashMap<String, (Vec<IndexInput>, Vec<IndexInput>)> = HashMap::new();
         let mut routers = Vec::with_capacity(spec.routers.len());
         let mut rules = RuleCache::with_capacity(spec.routers.len());
-        for (i, r) in std::mem::take(&mut spec.routers).into_iter().enumerate() {
-            if r.service.0 as usize >= services_len {
+        for (i, RouterSpec { def, service }) in
+            std::mem::take(&mut spec.routers).into_iter().enumerate()
+        {
+            let r = Arc::unwrap_or_clone(def);
+            if service.0 as usize >= services_len {
                 return Err(TableError::ServiceIndex {
                     router: r.name,
-                    service: r.service.0,
+                    service: service.0,
                     len: services_len,
                 });
             }
@@ -258,7 +265,7 @@ impl RouteTable {
             }
             routers.push(CompiledRouter {
                 name: r.name,
-                service: r.service,
+                service,
                 middlewares: r.middlewares,
             });
         }
@@ -481,7 +488,7 @@ impl EntryRoutes {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::table::{LoadBalancerSpec, RouterSpec, ServiceSpec};
+    use crate::table::{LoadBalancerSpec, RouterDef, RouterSpec, ServiceSpec};
 
     fn spec(rules: &[&str]) -> TableSpec {
         TableSpec {
@@ -489,23 +496,25 @@ mod tests {
                 .iter()
                 .enumerate()
                 .map(|(i, rule)| RouterSpec {
-                    name: format!("r{i}@file"),
-                    entry_points: vec!["web".into(), "other".into()],
-                    rule: rule.to_string(),
-                    priority: 0,
                     service: ServiceId(0),
-                    tls: false,
-                    middlewares: Vec::new(),
+                    def: std::sync::Arc::new(RouterDef {
+                        name: format!("r{i}@file"),
+                        entry_points: vec!["web".into(), "other".into()],
+                        rule: rule.to_string(),
+                        priority: 0,
+                        tls: false,
+                        middlewares: Vec::new(),
+                    }),
                 })
                 .collect(),
-            services: vec![ServiceSpec {
+            services: vec![Arc::new(ServiceSpec {
                 name: "s@file".into(),
                 kind: ServiceKind::LoadBalancer(LoadBalancerSpec {
                     servers: Vec::new(),
                     pass_host_header: true,
                     health_check: None,
                 }),
-            }],
+            })],
             ..TableSpec::default()
         }
     }
