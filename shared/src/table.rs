@@ -16,6 +16,40 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Decoding straight into an `Arc`: serde's own goes through a `Box` (two allocations and a
+/// copy per item; decoding a 10,000-router table took half as long again). Encoding an `Arc`
+/// writes what it points to.
+mod arc {
+    use serde::de::{Deserialize, Deserializer, SeqAccess, Visitor};
+    use std::marker::PhantomData;
+    use std::sync::Arc;
+
+    pub fn one<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Arc<T>, D::Error> {
+        T::deserialize(d).map(Arc::new)
+    }
+
+    pub fn each<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+        d: D,
+    ) -> Result<Vec<Arc<T>>, D::Error> {
+        struct Each<T>(PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for Each<T> {
+            type Value = Vec<Arc<T>>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a sequence")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                // Bounded: a length from the wire is a hint, not a promise.
+                let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1 << 16));
+                while let Some(item) = seq.next_element::<T>()? {
+                    out.push(Arc::new(item));
+                }
+                Ok(out)
+            }
+        }
+        d.deserialize_seq(Each(PhantomData))
+    }
+}
+
 /// Index of a service in [`TableSpec::services`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct ServiceId(pub u32);
@@ -29,6 +63,7 @@ pub struct TableSpec {
     pub routers: Vec<RouterSpec>,
     /// Shared with the control plane's previous tables while unchanged (a reload that changes
     /// one service of 10,000 builds one).
+    #[serde(deserialize_with = "arc::each")]
     pub services: Vec<Arc<ServiceSpec>>,
     /// Certificates for TLS termination.
     #[serde(default)]
@@ -194,6 +229,7 @@ pub struct CertificateSpec {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RouterSpec {
     /// The router itself, shared with the control plane's previous tables while unchanged.
+    #[serde(deserialize_with = "arc::one")]
     pub def: Arc<RouterDef>,
     /// Services are numbered in name order: one added renumbers the others without changing
     /// the routers that use them.

@@ -33,7 +33,9 @@ type KeptService = Kept<ServiceConfig, (Arc<ServiceStatus>, Arc<ServiceSpec>)>;
 
 /// What a configuration built, and the last resolution that used it.
 struct Kept<C, B> {
-    config: C,
+    /// The configuration's own `Arc`: while a provider's view keeps it, a comparison is one
+    /// pointer.
+    config: Arc<C>,
     built: B,
     round: u64,
 }
@@ -67,12 +69,12 @@ impl Memo {
         &mut self,
         provider: &str,
         name: &str,
-        config: &RouterConfig,
+        config: &Arc<RouterConfig>,
         service_ids: &HashMap<String, ServiceId>,
         middlewares: &MiddlewareResults,
     ) -> Option<(Arc<RouterStatus>, RouterSpec)> {
         let kept = self.routers.get_mut(provider)?.get_mut(name)?;
-        if kept.config != *config {
+        if !same(&kept.config, config) {
             return None;
         }
         let (status, def) = &kept.built;
@@ -99,7 +101,7 @@ impl Memo {
         &mut self,
         provider: &str,
         name: &str,
-        config: &RouterConfig,
+        config: &Arc<RouterConfig>,
         built: (&Arc<RouterStatus>, &Arc<RouterDef>),
     ) {
         let kept = Kept {
@@ -123,10 +125,10 @@ impl Memo {
     pub(super) fn service(
         &mut self,
         name: &str,
-        config: &ServiceConfig,
+        config: &Arc<ServiceConfig>,
     ) -> Option<(Arc<ServiceStatus>, Arc<ServiceSpec>)> {
         let kept = self.services.get_mut(name)?;
-        if kept.config != *config {
+        if !same(&kept.config, config) {
             return None;
         }
         kept.round = self.round;
@@ -138,7 +140,7 @@ impl Memo {
     pub(super) fn keep_service(
         &mut self,
         name: &str,
-        config: &ServiceConfig,
+        config: &Arc<ServiceConfig>,
         built: (&Arc<ServiceStatus>, &Arc<ServiceSpec>),
     ) {
         self.services.insert(
@@ -150,4 +152,10 @@ impl Memo {
             },
         );
     }
+}
+
+/// The same configuration: the same `Arc` (the provider's view did not change it), or an equal
+/// one (it was parsed again).
+fn same<C: PartialEq>(kept: &Arc<C>, now: &Arc<C>) -> bool {
+    Arc::ptr_eq(kept, now) || **kept == **now
 }

@@ -19,7 +19,7 @@ use std::time::Duration;
 /// A provider's service before validation, under its qualified name.
 pub(super) struct RawService<'a> {
     pub provider: &'a str,
-    pub config: &'a ServiceConfig,
+    pub config: &'a Arc<ServiceConfig>,
     /// `file.toml: http.services.x`.
     pub location: super::Loc<'a>,
 }

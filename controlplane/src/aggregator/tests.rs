@@ -968,3 +968,27 @@ fn routers_under_an_entry_point_model_are_built_every_time() {
         router(&r[1], "ep@file")
     ));
 }
+
+#[test]
+fn a_view_handed_on_unchanged_is_reused_by_pointer() {
+    let providers = [provider(
+        "file",
+        &memo_config("", "Host(`r1.test`)", 2, true),
+    )];
+    let mut memo = Memo::default();
+    let first = resolve_with(&providers, &static_cfg(), &no_dns, &mut memo);
+    // The file provider hands on a copy of its view: the same routers and services, shared.
+    let copy = [providers[0].clone()];
+    let a = &providers[0].config.http.routers["r1"];
+    assert!(Arc::ptr_eq(a, &copy[0].config.http.routers["r1"]));
+    let second = resolve_with(&copy, &static_cfg(), &no_dns, &mut memo);
+    assert_eq!(first.table, second.table);
+    assert!(Arc::ptr_eq(
+        router(&first, "r1@file"),
+        router(&second, "r1@file")
+    ));
+    assert!(Arc::ptr_eq(
+        service(&first, "s1@file"),
+        service(&second, "s1@file")
+    ));
+}

@@ -15,6 +15,7 @@ pub use super::format::Format;
 use super::node::{from_node_at, join};
 use super::{ConfigError, ConfigErrors, Node, NodeError};
 use serde::Deserialize;
+use std::sync::Arc;
 
 /// One provider's dynamic configuration.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -33,8 +34,11 @@ pub struct DynamicConfig {
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct HttpConfig {
-    pub routers: Map<String, RouterConfig>,
-    pub services: Map<String, ServiceConfig>,
+    /// Each router and service behind an `Arc`: a copied map node copies pointers, and the
+    /// control plane keeps what it built from a configuration by holding the same `Arc`
+    /// (unchanged since: the same pointer, compared without reading it).
+    pub routers: Map<String, Arc<RouterConfig>>,
+    pub services: Map<String, Arc<ServiceConfig>>,
     pub middlewares: Map<String, MiddlewareConfig>,
     /// Kept raw: not implemented yet.
     pub servers_transports: Map<String, Node>,
@@ -333,10 +337,10 @@ impl<'a> Decoder<'a> {
                 let item_path = join(&path, name);
                 let ok = match section {
                     "routers" => self.typed(&item_path, item, |cfg, v| {
-                        cfg.http.routers.insert(name.clone(), v);
+                        cfg.http.routers.insert(name.clone(), Arc::new(v));
                     }),
                     "services" => self.typed(&item_path, item, |cfg, v| {
-                        cfg.http.services.insert(name.clone(), v);
+                        cfg.http.services.insert(name.clone(), Arc::new(v));
                     }),
                     "middlewares" => match middleware_from_node(item, &item_path) {
                         Ok(m) => {

@@ -12,6 +12,7 @@ use ringway_shared::config::{DynamicConfig, Node};
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
 
 /// What the provider knows of one running container (from `docker inspect`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -287,6 +288,7 @@ fn container_config(
         let Some(svc) = http.services.get_mut(name) else {
             continue;
         };
+        let svc = Arc::make_mut(svc);
         if svc.weighted.is_some()
             || svc.mirroring.is_some()
             || svc.failover.is_some()
@@ -341,7 +343,7 @@ fn container_config(
             ));
         }
         http.routers
-            .insert(service.clone(), RouterConfig::default());
+            .insert(service.clone(), Arc::new(RouterConfig::default()));
     }
     let container_name = c.name.as_str();
     let model = TemplateModel {
@@ -357,6 +359,7 @@ fn container_config(
         let Some(router) = http.routers.get_mut(name) else {
             continue;
         };
+        let router = Arc::make_mut(router);
         if router.rule.is_empty() {
             let template = settings.default_rule.as_ref().map_err(|e| {
                 format!("router {name:?} has no rule and defaultRule is invalid: {e}")
@@ -600,6 +603,8 @@ impl Merger {
                         s
                     };
                     if strip(existing) == strip(&s) {
+                        let existing = Arc::make_mut(existing);
+                        let s = Arc::unwrap_or_clone(s);
                         if let (Some(a), Some(b)) = (&mut existing.load_balancer, s.load_balancer) {
                             for server in b.servers {
                                 if !a.servers.contains(&server) {
