@@ -74,7 +74,7 @@ impl Memo {
         middlewares: &MiddlewareResults,
     ) -> Option<(Arc<RouterStatus>, RouterSpec)> {
         let kept = self.routers.get_mut(provider)?.get_mut(name)?;
-        if !same(&kept.config, config) {
+        if !same(&mut kept.config, config) {
             return None;
         }
         let (status, def) = &kept.built;
@@ -128,7 +128,7 @@ impl Memo {
         config: &Arc<ServiceConfig>,
     ) -> Option<(Arc<ServiceStatus>, Arc<ServiceSpec>)> {
         let kept = self.services.get_mut(name)?;
-        if !same(&kept.config, config) {
+        if !same(&mut kept.config, config) {
             return None;
         }
         kept.round = self.round;
@@ -155,7 +155,15 @@ impl Memo {
 }
 
 /// The same configuration: the same `Arc` (the provider's view did not change it), or an equal
-/// one (it was parsed again).
-fn same<C: PartialEq>(kept: &Arc<C>, now: &Arc<C>) -> bool {
-    Arc::ptr_eq(kept, now) || **kept == **now
+/// one (it was parsed again), which then replaces the kept one (the old parse can go, and the
+/// next comparison is a pointer's).
+fn same<C: PartialEq>(kept: &mut Arc<C>, now: &Arc<C>) -> bool {
+    if Arc::ptr_eq(kept, now) {
+        return true;
+    }
+    if **kept != **now {
+        return false;
+    }
+    *kept = now.clone();
+    true
 }

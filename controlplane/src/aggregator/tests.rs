@@ -991,4 +991,16 @@ fn a_view_handed_on_unchanged_is_reused_by_pointer() {
         service(&first, "s1@file"),
         service(&second, "s1@file")
     ));
+    // The same text parsed again: equal, so reused, and the memory lets the old parse go.
+    assert_eq!(Arc::strong_count(a), 2, "the view's and the memory's");
+    let reparsed = [provider(
+        "file",
+        &memo_config("", "Host(`r1.test`)", 2, true),
+    )];
+    let third = resolve_with(&reparsed, &static_cfg(), &no_dns, &mut memo);
+    assert!(Arc::ptr_eq(
+        router(&first, "r1@file"),
+        router(&third, "r1@file")
+    ));
+    assert_eq!(Arc::strong_count(a), 1, "the view's only");
 }
