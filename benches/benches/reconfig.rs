@@ -7,7 +7,7 @@ use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use ringway_controlplane::aggregator::{resolve, resolve_with, Memo, ProviderConfig};
 use ringway_shared::config::{parse_dynamic, Format, StaticConfig};
 use ringway_shared::table::{
-    HealthCheckSpec, HealthFlag, RouteTable, RuleCache, ServerSpec, TableSpec,
+    DecodedSpec, HealthCheckSpec, HealthFlag, RouteTable, RuleCache, ServerSpec,
 };
 use std::hint::black_box;
 use std::net::SocketAddr;
@@ -103,10 +103,11 @@ fn stages(c: &mut Criterion) {
     });
     let table = resolve(&providers, &static_cfg, &no_dns).table;
     assert_eq!(table.routers.len(), n);
+    // Decoded as the data plane does: routers and services by value, not in `Arc`s.
     g.bench_function("ipc_encode_decode", |b| {
         b.iter(|| {
             let bytes = bincode::serialize(black_box(&table)).expect("encodes");
-            bincode::deserialize::<TableSpec>(&bytes).expect("decodes")
+            bincode::deserialize::<DecodedSpec>(&bytes).expect("decodes")
         })
     });
     g.bench_function("compile", |b| {
@@ -124,7 +125,7 @@ fn stages(c: &mut Criterion) {
     let bytes = bincode::serialize(&table).expect("encodes");
     g.bench_function("compile_reusing_rules", |b| {
         b.iter_batched(
-            || bincode::deserialize::<TableSpec>(&bytes).expect("decodes"),
+            || bincode::deserialize::<DecodedSpec>(&bytes).expect("decodes"),
             |spec| RouteTable::compile_owned(spec, &mut rules, up).expect("compiles"),
             BatchSize::LargeInput,
         )

@@ -11,7 +11,7 @@ use ringway_shared::ipc::{
 };
 use ringway_shared::stats::Stats;
 use ringway_shared::table::{
-    HealthCheckSpec, HealthFlag, RouteTable, RuleCache, ServerSpec, TableSpec,
+    DecodedSpec, HealthCheckSpec, HealthFlag, RouteTable, RuleCache, ServerSpec,
 };
 use rustls::sign::CertifiedKey;
 use std::collections::HashMap;
@@ -314,7 +314,9 @@ fn receive_tables(
             Ok(ControlToData::Table(payload)) => {
                 let received = Instant::now();
                 let generation = payload.generation;
-                let compiled = payload.decode().and_then(|spec| compiler.compile(spec));
+                let compiled = payload
+                    .decode::<DecodedSpec>()
+                    .and_then(|spec| compiler.compile(spec));
                 // The shared memory is let go after the table is live and acknowledged.
                 let _later = payload;
                 match compiled {
@@ -390,7 +392,7 @@ type Probes = HashMap<(String, String), Probe>;
 impl Compiler {
     /// The routes and TLS acceptor of a table, built off the workers, and the servers its
     /// health checks probe.
-    fn compile(&self, spec: TableSpec) -> Result<(Published, Probes), String> {
+    fn compile(&self, spec: DecodedSpec) -> Result<(Published, Probes), String> {
         let tls = crate::tls::build(&spec.tls, &spec.acme.tls_alpn, &self.generated)
             .map_err(|e| e.to_string())?;
         let mut probes = HashMap::new();

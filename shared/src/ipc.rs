@@ -73,7 +73,10 @@ impl TablePayload {
         })
     }
 
-    pub fn decode(&self) -> Result<TableSpec, String> {
+    /// The table as a [`TableSpec`], or as the data plane's [`DecodedSpec`] (same encoding).
+    ///
+    /// [`DecodedSpec`]: crate::table::DecodedSpec
+    pub fn decode<T: serde::de::DeserializeOwned>(&self) -> Result<T, String> {
         bincode::deserialize(&self.bytes).map_err(|e| format!("cannot decode the table: {e}"))
     }
 }
@@ -90,10 +93,34 @@ impl std::fmt::Debug for TablePayload {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::table::{RouterDef, RouterSpec, ServiceId};
+    use crate::table::{
+        AcmeHttpChallenge, DecodedSpec, InternalService, MiddlewareSpec, RetrySpec, RouterDef,
+        RouterSpec, ServiceId, ServiceKind, ServiceSpec, SniOptionsSpec, TcpRouterSpec,
+        TcpServiceKind, TcpServiceSpec, TcpTls, TlsOptionsSpec,
+    };
 
     #[test]
     fn tables_round_trip_through_shared_memory() {
+        let spec = full_spec();
+        let payload = TablePayload::encode(&spec).expect("encodes");
+        assert_eq!(payload.generation, 7);
+        let (tx, rx) = ipc_channel::ipc::channel::<ControlToData>().expect("channel");
+        tx.send(ControlToData::Table(payload)).expect("sends");
+        match rx.recv().expect("receives") {
+            ControlToData::Table(p) => {
+                assert_eq!(p.decode::<TableSpec>().expect("decodes"), spec);
+                // The data plane's type reads the same bytes, every field in its place.
+                assert_eq!(
+                    p.decode::<DecodedSpec>().expect("decodes"),
+                    DecodedSpec::from(spec)
+                );
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    /// A table with something in every field.
+    fn full_spec() -> TableSpec {
         let mut spec = TableSpec {
             generation: 7,
             ..TableSpec::default()
@@ -105,17 +132,39 @@ mod tests {
                 entry_points: vec!["web".into()],
                 rule: "Host(`a`)".into(),
                 priority: 9,
-                tls: false,
-                middlewares: Vec::new(),
+                tls: true,
+                middlewares: vec![MiddlewareSpec::Retry(RetrySpec {
+                    attempts: 2,
+                    initial_interval: std::time::Duration::from_millis(5),
+                })],
             }),
         });
-        let payload = TablePayload::encode(&spec).expect("encodes");
-        assert_eq!(payload.generation, 7);
-        let (tx, rx) = ipc_channel::ipc::channel::<ControlToData>().expect("channel");
-        tx.send(ControlToData::Table(payload)).expect("sends");
-        match rx.recv().expect("receives") {
-            ControlToData::Table(p) => assert_eq!(p.decode().expect("decodes"), spec),
-            other => panic!("unexpected {other:?}"),
-        }
+        spec.services.push(std::sync::Arc::new(ServiceSpec {
+            name: "s@file".into(),
+            kind: ServiceKind::Internal(InternalService::Noop),
+        }));
+        spec.tls.sni_options.push(SniOptionsSpec {
+            name: "modern@file".into(),
+            hosts: vec!["a".into()],
+            options: TlsOptionsSpec::default(),
+        });
+        spec.tcp_routers.push(TcpRouterSpec {
+            name: "t@file".into(),
+            entry_points: vec!["tcp".into()],
+            rule: "HostSNI(`*`)".into(),
+            priority: 1,
+            service: 0,
+            tls: TcpTls::Passthrough,
+        });
+        spec.tcp_services.push(TcpServiceSpec {
+            name: "ts@file".into(),
+            kind: TcpServiceKind::Weighted(vec![(0, 1)]),
+        });
+        spec.acme.http_entry_points.push("web".into());
+        spec.acme.http.push(AcmeHttpChallenge {
+            token: "t".into(),
+            key_authorization: "k".into(),
+        });
+        spec
     }
 }

@@ -644,15 +644,20 @@ servers = [{{ address = "127.0.0.1:6379" }}]
     assert_eq!(r.table.routers.len(), 5);
 }
 
-#[test]
-fn entry_point_tls_models_give_routers_tls_and_split_multi_entry_point_ones() {
-    let cfg = StaticConfig::from_args(&[
+/// `websecure` has a TLS model (`entryPoints.websecure.http.tls`), `web` none.
+fn models_cfg() -> StaticConfig {
+    StaticConfig::from_args(&[
         "--entrypoints.web.address=:8000".to_string(),
         "--entrypoints.websecure.address=:8443".to_string(),
         "--entrypoints.websecure.http.tls.certresolver=le".to_string(),
         "--certificatesresolvers.le.acme.tlschallenge=true".to_string(),
     ])
-    .expect("static config");
+    .expect("static config")
+}
+
+#[test]
+fn entry_point_tls_models_give_routers_tls_and_split_multi_entry_point_ones() {
+    let cfg = models_cfg();
     let toml = format!(
         "{BASE}
 [http.routers.a]
@@ -944,13 +949,7 @@ fn a_resolution_reuses_what_did_not_change_and_gives_what_a_fresh_one_gives() {
 
 #[test]
 fn routers_under_an_entry_point_model_are_built_every_time() {
-    let cfg = StaticConfig::from_args(&[
-        "--entrypoints.web.address=:8000".to_string(),
-        "--entrypoints.websecure.address=:8443".to_string(),
-        "--entrypoints.websecure.http.tls.certresolver=le".to_string(),
-        "--certificatesresolvers.le.acme.tlschallenge=true".to_string(),
-    ])
-    .expect("static config");
+    let cfg = models_cfg();
     let steps = [
         memo_config("", "Host(`r1.test`)", 2, true),
         memo_config("", "Host(`r1.test`)", 2, true),

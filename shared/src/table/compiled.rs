@@ -2,7 +2,8 @@
 
 use super::TcpTls;
 use super::{
-    HealthCheckSpec, InternalService, RouterSpec, ServerSpec, ServiceId, ServiceKind, TableSpec,
+    DecodedRouter, DecodedSpec, HealthCheckSpec, InternalService, ServerSpec, ServiceId,
+    ServiceKind, TableSpec,
 };
 use crate::router_index::{IndexedRule, RouterIndex};
 use crate::rule::{self, RequestView};
@@ -182,22 +183,20 @@ impl RouteTable {
         cache: &mut RuleCache,
         health_of: &mut dyn FnMut(&str, &ServerSpec, &HealthCheckSpec) -> HealthFlag,
     ) -> Result<RouteTable, TableError> {
-        RouteTable::compile_owned(spec.clone(), cache, health_of)
+        RouteTable::compile_owned(DecodedSpec::from(spec.clone()), cache, health_of)
     }
 
     /// As [`RouteTable::compile_with`], taking the spec: names, servers and middlewares move
     /// into the table instead of being copied (the data plane's path: it decodes a spec for
     /// each table and has no other use for it).
     pub fn compile_owned(
-        mut spec: TableSpec,
+        mut spec: DecodedSpec,
         cache: &mut RuleCache,
         health_of: &mut dyn FnMut(&str, &ServerSpec, &HealthCheckSpec) -> HealthFlag,
     ) -> Result<RouteTable, TableError> {
         let services_len = spec.services.len();
         let mut services = Vec::with_capacity(services_len);
         for s in std::mem::take(&mut spec.services) {
-            // A decoded spec's are not shared: nothing is copied.
-            let s = Arc::unwrap_or_clone(s);
             services.push(match s.kind {
                 ServiceKind::LoadBalancer(lb) => CompiledService::LoadBalancer {
                     weights: lb.servers.iter().map(|srv| srv.weight).collect(),
@@ -235,10 +234,9 @@ impl RouteTable {
         let mut per_ep: HashMap<String, (Vec<IndexInput>, Vec<IndexInput>)> = HashMap::new();
         let mut routers = Vec::with_capacity(spec.routers.len());
         let mut rules = RuleCache::with_capacity(spec.routers.len());
-        for (i, RouterSpec { def, service }) in
+        for (i, DecodedRouter { def: r, service }) in
             std::mem::take(&mut spec.routers).into_iter().enumerate()
         {
-            let r = Arc::unwrap_or_clone(def);
             if service.0 as usize >= services_len {
                 return Err(TableError::ServiceIndex {
                     router: r.name,
@@ -393,7 +391,7 @@ impl RuleCache {
 
 type TcpCompiled = (HashMap<String, TcpEntryRoutes>, Vec<super::TcpServiceSpec>);
 
-fn compile_tcp(spec: &TableSpec) -> Result<TcpCompiled, TableError> {
+fn compile_tcp(spec: &DecodedSpec) -> Result<TcpCompiled, TableError> {
     let len = spec.tcp_services.len();
     for s in &spec.tcp_services {
         if let super::TcpServiceKind::Weighted(children) = &s.kind {
