@@ -291,7 +291,7 @@ pub fn resolve_with(
         known_eps,
         default_eps,
         tls_options: &tls_options,
-        rule_checks: std::cell::RefCell::new(RuleChecks::take()),
+        rule_checks: std::cell::RefCell::new(std::mem::take(&mut memo.rule_checks)),
     };
     let models: BTreeMap<&str, &EntryPointTls> = static_cfg
         .entry_points
@@ -365,7 +365,7 @@ pub fn resolve_with(
             }
         }
     }
-    cx.rule_checks.into_inner().put_back();
+    memo.rule_checks = cx.rule_checks.into_inner();
     memo.end();
     add_internal_routers(static_cfg, &services.ids, &mut out);
     out.table.services = services.specs;
@@ -704,26 +704,9 @@ fn section_warnings(p: &ProviderConfig, warnings: &mut Vec<ConfigError>) {
     }
 }
 
-/// Whether each HTTP rule parses and compiles, remembered across resolutions (a change to one
-/// router of 10,000 re-checks one rule). A resolution takes the memory out for its duration
-/// (one lock, not one per router) and puts it back.
-static CHECKED: std::sync::Mutex<Option<RuleChecks>> = std::sync::Mutex::new(None);
-
 impl RuleChecks {
-    fn take() -> RuleChecks {
-        CHECKED
-            .lock()
-            .ok()
-            .and_then(|mut g| g.take())
-            .unwrap_or_default()
-    }
-
-    fn put_back(self) {
-        if let Ok(mut g) = CHECKED.lock() {
-            *g = Some(self);
-        }
-    }
-
+    /// Whether an HTTP rule parses and compiles, remembered (kept in the [`Memo`] across
+    /// resolutions: a change to one router of 10,000 re-checks one rule).
     fn check(&mut self, rule_text: &str) -> Result<(), String> {
         if let Some(result) = self.get(rule_text) {
             return result;

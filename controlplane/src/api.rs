@@ -149,8 +149,8 @@ impl Api {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Takes what the API reports from a resolution (before its table is sent).
-    /// A resolution's statuses, with the specs of the table the data plane serves (`served`).
+    /// Takes what the API reports from a resolution (once its table was sent): its statuses,
+    /// with the specs of the table the data plane serves (`served`).
     pub fn resolved(&self, r: &mut Resolution, served: Option<&TableSpec>) {
         let (services, tcp_services) = served.map_or((&[][..], &[][..]), |t| {
             (&t.services[..], &t.tcp_services[..])

@@ -564,7 +564,7 @@ mod tests {
         for (name, rule, service) in routers {
             t.routers.push(RouterSpec {
                 service: ServiceId(names.binary_search(service).expect("service") as u32),
-                def: std::sync::Arc::new(RouterDef {
+                def: Arc::new(RouterDef {
                     name: name.to_string(),
                     entry_points: vec!["web".to_string()],
                     rule: rule.to_string(),

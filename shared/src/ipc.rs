@@ -98,6 +98,7 @@ mod tests {
         RouterSpec, ServiceId, ServiceKind, ServiceSpec, SniOptionsSpec, TcpRouterSpec,
         TcpServiceKind, TcpServiceSpec, TcpTls, TlsOptionsSpec,
     };
+    use std::sync::Arc;
 
     #[test]
     fn tables_round_trip_through_shared_memory() {
@@ -127,7 +128,7 @@ mod tests {
         };
         spec.routers.push(RouterSpec {
             service: ServiceId(0),
-            def: std::sync::Arc::new(RouterDef {
+            def: Arc::new(RouterDef {
                 name: "r@file".into(),
                 entry_points: vec!["web".into()],
                 rule: "Host(`a`)".into(),
@@ -139,7 +140,7 @@ mod tests {
                 })],
             }),
         });
-        spec.services.push(std::sync::Arc::new(ServiceSpec {
+        spec.services.push(Arc::new(ServiceSpec {
             name: "s@file".into(),
             kind: ServiceKind::Internal(InternalService::Noop),
         }));

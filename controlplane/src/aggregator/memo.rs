@@ -7,8 +7,11 @@
 //! errors, on entry points that have no TLS model; load-balancer services without errors or
 //! warnings whose servers are IP addresses (a host name is resolved again on every
 //! resolution). Everything else is built every time.
+//!
+//! It also remembers whether each HTTP rule text parses and compiles, whatever router it
+//! belongs to (a changed router with a known rule is not parsed again).
 
-use super::{MiddlewareResults, RouterStatus, ServiceStatus};
+use super::{MiddlewareResults, RouterStatus, RuleChecks, ServiceStatus};
 use ringway_shared::config::dynamic::{RouterConfig, ServiceConfig};
 use ringway_shared::table::{RouterDef, RouterSpec, ServiceId, ServiceSpec};
 use rustc_hash::FxHashMap as HashMap;
@@ -26,6 +29,8 @@ pub struct Memo {
     services: HashMap<String, KeptService>,
     /// Resolutions so far: what the last one did not use is dropped at its end.
     round: u64,
+    /// Rule texts checked (they do not depend on the entry points).
+    pub(super) rule_checks: RuleChecks,
 }
 
 type KeptRouter = Kept<RouterConfig, (Arc<RouterStatus>, Arc<RouterDef>)>;
@@ -46,6 +51,7 @@ impl Memo {
         if self.entry_points.0 != known || self.entry_points.1 != default {
             *self = Memo {
                 entry_points: (known.to_vec(), default.to_vec()),
+                rule_checks: std::mem::take(&mut self.rule_checks),
                 ..Memo::default()
             };
         }

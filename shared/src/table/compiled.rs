@@ -495,7 +495,7 @@ mod tests {
                 .enumerate()
                 .map(|(i, rule)| RouterSpec {
                     service: ServiceId(0),
-                    def: std::sync::Arc::new(RouterDef {
+                    def: Arc::new(RouterDef {
                         name: format!("r{i}@file"),
                         entry_points: vec!["web".into(), "other".into()],
                         rule: rule.to_string(),
