@@ -5,7 +5,7 @@
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use ringway_controlplane::aggregator::{resolve, resolve_with, Memo, ProviderConfig};
-use ringway_shared::config::{parse_dynamic, Format, StaticConfig};
+use ringway_shared::config::{parse_dynamic, DynamicConfig, Format, StaticConfig};
 use ringway_shared::table::{
     DecodedSpec, HealthCheckSpec, HealthFlag, RouteTable, RuleCache, ServerSpec,
 };
@@ -45,6 +45,32 @@ fn stages(c: &mut Criterion) {
     g.sample_size(10);
     g.bench_function("parse_toml", |b| {
         b.iter(|| parse_dynamic("bench.toml", black_box(&text), Format::Toml).expect("parses"))
+    });
+    // The parse's two halves: the syntax into a tree, and the tree into the configuration.
+    g.bench_function("parse_toml_tree", |b| {
+        b.iter(|| Format::Toml.parse_tree(black_box(&text)).expect("parses"))
+    });
+    let tree = Format::Toml.parse_tree(&text).expect("parses");
+    g.bench_function("decode_tree", |b| {
+        b.iter(|| DynamicConfig::from_node("bench.toml", black_box(&tree)).expect("decodes"))
+    });
+    // A rewrite of the file with one more router, decoded as a patch of the last decode (as
+    // the file provider does).
+    let first = DynamicConfig::from_node("bench.toml", &tree).expect("decodes");
+    let plus_one = Format::Toml
+        .parse_tree(&format!(
+            "{text}[http.routers.probe]\nrule = \"Host(`probe`)\"\nservice = \"s0\"\n"
+        ))
+        .expect("parses");
+    g.bench_function("decode_tree_after_one_added", |b| {
+        b.iter(|| {
+            DynamicConfig::from_node_after(
+                "bench.toml",
+                black_box(&plus_one),
+                Some((&tree, &first)),
+            )
+            .expect("decodes")
+        })
     });
     let config = parse_dynamic("bench.toml", &text, Format::Toml).expect("parses");
     // The file provider hands the runtime a copy of its cached parse.

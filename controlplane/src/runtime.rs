@@ -164,6 +164,8 @@ async fn main_loop(
     let mut retired_tables: Vec<TableSpec> = Vec::new();
     // What the last resolution built, for the next to reuse (moves to the resolution and back).
     let mut memo = Memo::default();
+    // The table's encoding, kept for the next one (see `TablePayload::encode_with`).
+    let mut encoding: Vec<u8> = Vec::new();
 
     loop {
         let all_reported = expected.iter().all(|p| configs.contains_key(*p));
@@ -199,7 +201,7 @@ async fn main_loop(
                 let Some(b) = &base else { continue };
                 let mut table = b.clone();
                 let revision = acme.overlay(&mut table);
-                match send_table(table, (&mut last_sent, &mut retired_tables), &mut generation, &to_data, &mut sent_times, "ACME certificates or challenges changed") {
+                match send_table(table, (&mut last_sent, &mut retired_tables), &mut generation, &to_data, &mut sent_times, &mut encoding, "ACME certificates or challenges changed") {
                     Sent::Unchanged => acme.live(revision),
                     Sent::Pushed(g) => {
                         revisions.insert(g, revision);
@@ -318,7 +320,7 @@ async fn main_loop(
                     revision = Some(acme.overlay(&mut table));
                 }
                 let resolve_micros = last_resolved.map_or(0, |t| t.elapsed().as_micros() as u64);
-                let sent = send_table(table, (&mut last_sent, &mut retired_tables), &mut generation, &to_data, &mut sent_times, "configuration changed");
+                let sent = send_table(table, (&mut last_sent, &mut retired_tables), &mut generation, &to_data, &mut sent_times, &mut encoding, "configuration changed");
                 if !matches!(sent, Sent::Pushed(_)) {
                     retired.clear();
                 }
@@ -367,6 +369,7 @@ fn send_table(
     generation: &mut u64,
     to_data: &IpcSender<ControlToData>,
     sent_times: &mut BTreeMap<u64, Instant>,
+    encoding: &mut Vec<u8>,
     why: &str,
 ) -> Sent {
     let unchanged = last_sent.as_ref().is_some_and(|prev| {
@@ -379,7 +382,7 @@ fn send_table(
     *generation += 1;
     table.generation = *generation;
     sent_times.insert(*generation, Instant::now());
-    let payload = match TablePayload::encode(&table) {
+    let payload = match TablePayload::encode_with(&table, encoding) {
         Ok(p) => p,
         Err(e) => {
             tracing::error!(generation = *generation, error = %e, "keeping the last table");

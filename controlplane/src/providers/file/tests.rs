@@ -1,5 +1,6 @@
 use super::*;
 use std::fs;
+use std::sync::Arc;
 use std::time::Duration;
 
 const ROUTER: &str = "[http.routers.r]\nrule = \"Path(`/`)\"\nservice = \"s\"\n";
@@ -232,6 +233,38 @@ fn reloads_reparse_only_changed_files_and_skip_no_change() {
     assert_eq!(back, first);
 }
 
+/// A file rewritten with one more router: the routers and services that did not change are
+/// the ones already decoded (the same `Arc`); a broken rewrite, then a good one, still gives
+/// the plain decode.
+#[test]
+fn a_rewritten_file_keeps_what_did_not_change() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("dynamic.toml");
+    fs::write(&path, format!("{ROUTER}{SERVICE}")).expect("write");
+    let cfg = file_cfg(&path, false);
+    let mut cache = ParseCache::default();
+    let first = cache.load(&cfg).expect("valid");
+    let more =
+        format!("{ROUTER}{SERVICE}[http.routers.q]\nrule = \"Path(`/q`)\"\nservice = \"s\"\n");
+    replace(&path, &more);
+    let next = cache.load(&cfg).expect("valid");
+    assert!(Arc::ptr_eq(
+        &first.http.routers["r"],
+        &next.http.routers["r"]
+    ));
+    assert!(Arc::ptr_eq(
+        &first.http.services["s"],
+        &next.http.services["s"]
+    ));
+    assert_eq!(next, load_file_provider(&cfg).expect("valid"));
+    replace(&path, "[http.routers.r]\nnope = 1\n");
+    assert!(cache.load(&cfg).is_err());
+    replace(&path, &more.replace("`/q`", "`/p`"));
+    let last = cache.load(&cfg).expect("valid");
+    assert_eq!(last, load_file_provider(&cfg).expect("valid"));
+    assert_eq!(last.http.routers["q"].rule, "Path(`/p`)");
+}
+
 #[test]
 fn a_settled_file_is_not_read_again_but_any_rewrite_is_seen() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -323,7 +356,11 @@ fn a_rename_into_place_is_read_at_once_and_anything_else_settles() {
     let cwd_relative = ParseCache {
         files: HashMap::from([(
             PathBuf::from("dynamic.toml"),
-            (String::new(), Ok(DynamicConfig::default())),
+            Parsed {
+                text: String::new(),
+                result: Ok(DynamicConfig::default()),
+                tree: None,
+            },
         )]),
         ..ParseCache::default()
     };

@@ -371,3 +371,95 @@ fn merge_gives_the_same_result_whichever_side_is_larger() {
         }
     }
 }
+
+/// A decode that starts from the previous one gives what a plain decode gives, at every step
+/// of a file's life: items changed, added and removed, a section going and coming back, a bad
+/// item, the other sections changing beside; unchanged routers and services are the previous
+/// `Arc`s.
+#[test]
+fn a_decode_patching_the_previous_one_gives_the_plain_decode() {
+    let router = |name: &str, rule: &str| {
+        format!("[http.routers.{name}]\nrule = \"{rule}\"\nservice = \"s\"\n")
+    };
+    let base = [
+        router("a", "Path(`/a`)"),
+        router("b", "Path(`/b`)"),
+        router("c", "Path(`/c`)"),
+        "[http.services.s.loadBalancer]\nservers = [{ url = 'http://127.0.0.1:1' }]\n".into(),
+        "[http.services.t.loadBalancer]\nservers = [{ url = 'http://127.0.0.1:2' }]\n".into(),
+        "[http.middlewares.m.stripPrefix]\nprefixes = ['/a']\n".into(),
+    ]
+    .concat();
+    let steps = [
+        base.clone(),
+        // One rule changes, one router comes, one goes.
+        base.replace("Path(`/b`)", "Path(`/bb`)")
+            .replace("[http.routers.c]", "[http.routers.d]"),
+        // The services section goes (the routers then name a missing service: not a decode
+        // error), a middleware goes, TLS comes.
+        [
+            router("a", "Path(`/a`)"),
+            "[[tls.certificates]]\ncertFile = 'x'\n".into(),
+        ]
+        .concat(),
+        // Everything back, with the sections in another order.
+        format!("[tcp.routers.t]\nrule = 'HostSNI(`*`)'\nservice = 'x'\n{base}"),
+        // A router that does not decode: an error, as plainly.
+        base.replace("rule = \"Path(`/c`)\"", "rule = 3\nnope = 1"),
+        base.clone(),
+        String::new(),
+        base.clone(),
+    ];
+    let mut previous: Option<(Node, DynamicConfig)> = None;
+    for (i, text) in steps.iter().enumerate() {
+        let tree = Format::Toml.parse_tree(text).expect("parses");
+        let plain = DynamicConfig::from_node("f.toml", &tree);
+        let patched =
+            DynamicConfig::from_node_after("f.toml", &tree, previous.as_ref().map(|(t, c)| (t, c)));
+        assert_eq!(patched, plain, "step {i}");
+        if let (Ok(now), Some((_, before))) = (&patched, &previous) {
+            for (name, r) in &now.http.routers {
+                if before.http.routers.get(name) == Some(r) {
+                    assert!(
+                        Arc::ptr_eq(r, &before.http.routers[name]),
+                        "step {i}: {name}"
+                    );
+                }
+            }
+        }
+        // As the file provider: the next decode starts from the last good one.
+        if let Ok(c) = patched {
+            previous = Some((tree, c));
+        }
+    }
+}
+
+/// A name given twice (a tree from labels or KV keys can have it) is left to the plain
+/// decode, where the last definition wins.
+#[test]
+fn a_name_given_twice_is_decoded_plainly() {
+    let router = |rule: &str| {
+        Node::Map(vec![
+            ("rule".into(), Node::Leaf(rule.into())),
+            ("service".into(), Node::Leaf("s".into())),
+        ])
+    };
+    let doc = |routers: Vec<(String, Node)>| {
+        Node::Map(vec![(
+            "http".into(),
+            Node::Map(vec![("routers".into(), Node::Map(routers))]),
+        )])
+    };
+    let first = doc(vec![("a".into(), router("Path(`/1`)"))]);
+    let first_cfg = DynamicConfig::from_node("f", &first).expect("decodes");
+    let twice = doc(vec![
+        ("a".into(), router("Path(`/2`)")),
+        ("a".into(), router("Path(`/1`)")),
+    ]);
+    let plain = DynamicConfig::from_node("f", &twice).expect("decodes");
+    assert_eq!(plain.http.routers["a"].rule, "Path(`/1`)");
+    assert_eq!(
+        DynamicConfig::from_node_after("f", &twice, Some((&first, &first_cfg))),
+        Ok(plain)
+    );
+}
