@@ -212,8 +212,8 @@ impl DynamicConfig {
     /// (`previous`: its tree and what it gave): routers and services whose subtree did not
     /// change are taken from it, the same `Arc`, without decoding them again. A file of
     /// 10,000 routers rewritten with one more then costs one decode, and what the control
-    /// plane built from the others is recognised by pointer. The result is the one
-    /// `from_node` gives.
+    /// plane built from the others is recognised by pointer. `previous` must be a tree and
+    /// the configuration it decoded to; the result is then the one `from_node` gives.
     pub fn from_node_after(
         source: &str,
         root: &Node,
@@ -486,8 +486,8 @@ impl<'a> Decoder<'a> {
         self.patched.push(path.to_string());
         *map(&mut self.cfg.http) = items;
         for (name, item) in self.items(path, node) {
-            let unchanged = before.get(name.as_str()).is_some_and(|prev| *prev == item);
-            if unchanged && map(&mut self.cfg.http).contains_key(name) {
+            // Unchanged: the previous decode of that tree holds it (it succeeded).
+            if before.get(name.as_str()).is_some_and(|prev| *prev == item) {
                 continue;
             }
             let item_path = join(path, name);
