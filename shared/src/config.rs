@@ -12,6 +12,7 @@ mod error;
 mod format;
 pub mod node;
 pub mod static_config;
+mod toml_fast;
 
 pub use duration::TraefikDuration;
 pub use dynamic::{parse_dynamic, DynamicConfig};

@@ -1,0 +1,1514 @@
+//! A fast path for TOML files: a single-pass parser that builds the [`Node`] tree directly.
+//!
+//! `toml` lexes into tokens, turns them into events, builds a borrowed tree and then a
+//! `toml::Value`; on a 10,000-router file that is most of a reload. This parser reads the bytes
+//! once and allocates only what the tree keeps. It is a fast path, not a second TOML
+//! implementation: whatever it is not certain `toml` 0.9 accepts with exactly this tree
+//! (datetimes, integers beyond 64 bits, anything malformed) it declines with `None`, and the
+//! caller takes the `toml` path, which also words the errors. Where TOML 1.1 and `toml` differ
+//! from TOML 1.0, it follows what `toml` 0.9 does: `\e` and `\xHH` escapes, inline tables over
+//! several lines with a trailing comma, and the order of keys described at [`Kind`].
+
+use crate::config::Node;
+use rustc_hash::{FxHashMap, FxHashSet, FxHasher};
+use std::borrow::Cow;
+use std::hash::Hasher;
+use std::mem;
+
+/// Nesting of arrays and inline tables, and parts of one dotted key, beyond which we decline:
+/// far below `toml`'s own limit of 80, and it keeps our recursion (here and in dropping the
+/// tree) shallow whatever the input.
+const MAX_DEPTH: usize = 16;
+const MAX_KEY_PARTS: usize = 32;
+
+/// Tables with more entries than this find keys through [`Parser::index`]; smaller ones (nearly
+/// all) are scanned, which is faster than hashing.
+const SCAN_UP_TO: usize = 8;
+
+/// `toml::Value` reads a table whose first key is this as a datetime, so a document that uses
+/// it does not give the tree its text suggests.
+const DATETIME_KEY: &str = "$__toml_private_datetime";
+
+/// Less text than a table of a Traefik file takes: the table arena is reserved for a table
+/// per this many bytes (up to a million), for growing it by copying would cost a
+/// 10,000-router file ~10% of its parse (reserved, untouched memory costs next to nothing).
+const BYTES_PER_TABLE: usize = 32;
+
+const BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// The node of a table's entry until [`Parser::build`] fills it in.
+const PLACEHOLDER: Node = Node::Leaf(String::new());
+const ROOT: u32 = 0;
+
+/// Parses `text` into the tree `Node::from_toml` gives for `toml::from_str::<toml::Table>`,
+/// or `None` if the document is invalid or uses something this parser leaves to `toml`.
+pub(crate) fn parse(text: &str) -> Option<Node> {
+    let mut parser = Parser::new(text);
+    parser.document()?;
+    Some(parser.build(ROOT))
+}
+
+/// How a table came to be, which decides what may extend it later. `toml` builds a section's
+/// table apart and inserts it into its parent when the next header starts; for a table that
+/// existed as a header's prefix (`a` after `[a.b]`), that means `[a]` takes it out and puts
+/// it back as its parent's last entry. [`Parser::open_section`] moves it the same way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// The root, a `[table]` or an `[[array]]` element: defined once and for all.
+    Explicit,
+    /// Made by a header's prefix (`a` of `[a.b]`): a later `[a]` may still define it.
+    HeaderPrefix,
+    /// Made by a dotted key (`a` of `a.b = 1`): more dotted keys may extend it, headers may
+    /// not define it.
+    Dotted,
+    /// An inline table while it is parsed; it is a finished [`Node`] once closed.
+    Inline,
+    /// Made by a dotted key inside an inline table.
+    InlineDotted,
+    /// An array of tables: kept with the tables, its elements as its children.
+    Array,
+}
+
+impl Kind {
+    fn implicit(self) -> bool {
+        matches!(self, Kind::HeaderPrefix | Kind::Dotted | Kind::InlineDotted)
+    }
+
+    fn dotted(self) -> bool {
+        matches!(self, Kind::Dotted | Kind::InlineDotted)
+    }
+}
+
+/// No table: the end of a list of children, or an entry that holds a value.
+const NONE: u32 = u32::MAX;
+
+struct Table {
+    entries: Vec<(String, Node)>,
+    /// The tables under this one, newest first, linked through their `next`: the tables its
+    /// entries hold (their nodes are placeholders until [`Parser::build`]), or an array's
+    /// elements. Linked through the tables rather than listed per table, which would cost
+    /// every table with a child table an allocation.
+    children: u32,
+    next: u32,
+    /// The entry holding this table in its parent.
+    entry: u32,
+    kind: Kind,
+    indexed: bool,
+    has_moved: bool,
+}
+
+impl Table {
+    fn new(kind: Kind) -> Table {
+        Table {
+            entries: Vec::new(),
+            children: NONE,
+            next: NONE,
+            entry: NONE,
+            kind,
+            indexed: false,
+            has_moved: false,
+        }
+    }
+}
+
+struct Parser<'a> {
+    text: &'a str,
+    bytes: &'a [u8],
+    pos: usize,
+    /// Every table still open to extension, by id; the root is [`ROOT`]. Inline tables are
+    /// pushed while they are parsed and popped when closed.
+    tables: Vec<Table>,
+    /// (table id, key hash) → (entry index, the table it holds or [`NONE`]), for tables past
+    /// [`SCAN_UP_TO`] entries: a header under `[http.routers]` finds its place among 10,000
+    /// routers in O(1).
+    index: FxHashMap<(u32, u64), (u32, u32)>,
+    /// (table id, entry index) of the entries that moved to the end of their table (see
+    /// [`Kind`]); dropped at the end.
+    moved: FxHashSet<(u32, u32)>,
+    /// The table that key/values go to: the root, or the last header's.
+    section: u32,
+    /// The parts of the keys being parsed; a key/value inside an inline table stacks its own
+    /// on top of the outer one's.
+    keys: Vec<Cow<'a, str>>,
+    depth: usize,
+}
+
+impl<'a> Parser<'a> {
+    fn new(text: &'a str) -> Parser<'a> {
+        let mut parser = Parser {
+            text,
+            bytes: text.as_bytes(),
+            pos: 0,
+            tables: Vec::with_capacity((text.len() / BYTES_PER_TABLE).clamp(1, 1 << 20)),
+            index: FxHashMap::default(),
+            moved: FxHashSet::default(),
+            section: ROOT,
+            keys: Vec::new(),
+            depth: 0,
+        };
+        parser.tables.push(Table::new(Kind::Explicit));
+        parser
+    }
+
+    /// ```abnf
+    /// toml = expression *( newline expression )
+    /// expression = ws [ comment ] / ws keyval ws [ comment ] / ws table ws [ comment ]
+    /// ```
+    fn document(&mut self) -> Option<()> {
+        if self.bytes.starts_with(BOM) {
+            self.pos = BOM.len();
+        }
+        loop {
+            self.skip_ws();
+            match self.peek() {
+                None => return Some(()),
+                Some(b'[') => self.header()?,
+                Some(b'#' | b'\n' | b'\r') => {}
+                Some(_) => {
+                    self.key()?;
+                    if !self.eat(b'=') {
+                        return None;
+                    }
+                    self.skip_ws();
+                    let value = self.value()?;
+                    let mut keys = mem::take(&mut self.keys);
+                    let inserted = self.insert(self.section, &mut keys, value, Kind::Dotted);
+                    keys.clear();
+                    self.keys = keys;
+                    inserted?;
+                }
+            }
+            self.line_end()?;
+        }
+    }
+
+    /// `[a.b]` or `[[a.b]]`, up to the closing bracket.
+    fn header(&mut self) -> Option<()> {
+        self.pos += 1;
+        let array = self.eat(b'[');
+        self.skip_ws();
+        self.key()?;
+        if !self.eat(b']') || array && !self.eat(b']') {
+            return None;
+        }
+        let mut keys = mem::take(&mut self.keys);
+        let opened = self.open_section(&mut keys, array);
+        keys.clear();
+        self.keys = keys;
+        opened
+    }
+
+    /// Makes the header's table the section, with `toml`'s rules for what a header may define.
+    fn open_section(&mut self, keys: &mut [Cow<'a, str>], array: bool) -> Option<()> {
+        let (last, path) = keys.split_last_mut()?;
+        let mut table = ROOT;
+        for key in path {
+            table = match self.lookup(table, key)? {
+                None => self.add_table(table, mem::take(key), Kind::HeaderPrefix)?,
+                // A header may pass through any table (inline ones are values by now).
+                Some((_, child)) if child != NONE => self.last_element(child),
+                Some(_) => return None,
+            };
+        }
+        let existing = self.lookup(table, last)?;
+        self.section = match existing {
+            None if array => {
+                let list = self.add_table(table, mem::take(last), Kind::Array)?;
+                self.add_element(list)
+            }
+            None => self.add_table(table, mem::take(last), Kind::Explicit)?,
+            Some((_, child)) if child == NONE => return None,
+            Some((_, list)) if array => match self.tables[list as usize].kind {
+                Kind::Array => self.add_element(list),
+                _ => return None,
+            },
+            Some((i, child)) => match self.tables[child as usize].kind {
+                Kind::HeaderPrefix => {
+                    self.tables[child as usize].kind = Kind::Explicit;
+                    self.move_to_end(table, i, child)?;
+                    child
+                }
+                _ => return None,
+            },
+        };
+        Some(())
+    }
+
+    /// Inserts a key/value into `table` (a section or an inline table), making the tables
+    /// of a dotted key's prefix as `new_kind`, with `toml`'s rules for what a dotted key may
+    /// extend.
+    fn insert(
+        &mut self,
+        mut table: u32,
+        keys: &mut [Cow<'a, str>],
+        value: Node,
+        new_kind: Kind,
+    ) -> Option<()> {
+        let (last, path) = keys.split_last_mut()?;
+        for key in path.iter_mut() {
+            table = match self.lookup(table, key)? {
+                None => self.add_table(table, mem::take(key), new_kind)?,
+                // Neither a `[table]` nor an inline table may be extended by dotted keys; an
+                // array of tables' last element may, for `toml` does not check it.
+                Some((_, child)) if child != NONE => match self.tables[child as usize].kind {
+                    Kind::Array => self.last_element(child),
+                    kind if kind.implicit() => child,
+                    _ => return None,
+                },
+                Some(_) => return None,
+            };
+        }
+        // A plain key may not go into a table made by dotted keys, a dotted one only there
+        // (`[a.b.c]`, `[a]`, `b.x = 1` is refused: `b` was made by a header).
+        if self.tables[table as usize].kind.dotted() == path.is_empty() {
+            return None;
+        }
+        if self.lookup(table, last)?.is_some() {
+            return None;
+        }
+        self.push(table, mem::take(last).into_owned(), value, NONE)
+    }
+
+    fn new_table(&mut self, kind: Kind) -> u32 {
+        self.tables.push(Table::new(kind));
+        (self.tables.len() - 1) as u32
+    }
+
+    fn add_table(&mut self, parent: u32, key: Cow<'a, str>, kind: Kind) -> Option<u32> {
+        let child = self.new_table(kind);
+        let entry = self.tables[parent as usize].entries.len();
+        self.link(parent, child, entry);
+        self.push(parent, key.into_owned(), PLACEHOLDER, child)?;
+        Some(child)
+    }
+
+    fn add_element(&mut self, list: u32) -> u32 {
+        let element = self.new_table(Kind::Explicit);
+        self.link(list, element, 0);
+        element
+    }
+
+    /// The table itself, or an array of tables' last element.
+    fn last_element(&self, table: u32) -> u32 {
+        let t = &self.tables[table as usize];
+        if t.kind == Kind::Array {
+            t.children
+        } else {
+            table
+        }
+    }
+
+    fn link(&mut self, parent: u32, child: u32, entry: usize) {
+        let next = mem::replace(&mut self.tables[parent as usize].children, child);
+        let c = &mut self.tables[child as usize];
+        c.next = next;
+        c.entry = entry as u32;
+    }
+
+    /// The entry of `key` in `table` and the table it holds ([`NONE`] for a value),
+    /// `Some(None)` if absent; `None` (decline) on a hash collision, which we do not resolve.
+    fn lookup(&self, table: u32, key: &str) -> Option<Option<(usize, u32)>> {
+        let t = &self.tables[table as usize];
+        if t.indexed {
+            return match self.index.get(&(table, hash(key))) {
+                None => Some(None),
+                Some(&(i, child)) if t.entries.get(i as usize).is_some_and(|(k, _)| k == key) => {
+                    Some(Some((i as usize, child)))
+                }
+                Some(_) => None,
+            };
+        }
+        Some(
+            t.entries
+                .iter()
+                .enumerate()
+                .position(|(i, (k, _))| k == key && !self.is_moved(table, i))
+                .map(|i| (i, self.child_at(table, i))),
+        )
+    }
+
+    /// The table entry `i` of `table` holds, or [`NONE`]: a walk of its children, which are
+    /// few in a table small enough to be scanned.
+    fn child_at(&self, table: u32, i: usize) -> u32 {
+        let mut child = self.tables[table as usize].children;
+        while child != NONE {
+            let c = &self.tables[child as usize];
+            if c.entry as usize == i {
+                break;
+            }
+            child = c.next;
+        }
+        child
+    }
+
+    fn is_moved(&self, table: u32, i: usize) -> bool {
+        self.tables[table as usize].has_moved && self.moved.contains(&(table, i as u32))
+    }
+
+    /// Appends an entry holding `node`, or the table `child` (already linked to the entry, its
+    /// node a placeholder); `None` on a hash collision while indexing.
+    fn push(&mut self, table: u32, key: String, node: Node, child: u32) -> Option<()> {
+        let t = &mut self.tables[table as usize];
+        if t.indexed {
+            let i = t.entries.len() as u32;
+            self.index.insert((table, hash(&key)), (i, child));
+        }
+        push_tight(&mut t.entries, (key, node));
+        if t.indexed || t.entries.len() <= SCAN_UP_TO {
+            return Some(());
+        }
+        t.indexed = true;
+        for i in 0..t.entries.len() {
+            if self.is_moved(table, i) {
+                continue;
+            }
+            let key = hash(&self.tables[table as usize].entries[i].0);
+            let child = self.child_at(table, i);
+            if self.index.insert((table, key), (i as u32, child)).is_some() {
+                return None;
+            }
+        }
+        Some(())
+    }
+
+    fn move_to_end(&mut self, table: u32, i: usize, child: u32) -> Option<()> {
+        let t = &mut self.tables[table as usize];
+        let key = mem::take(&mut t.entries[i].0);
+        let entry = t.entries.len();
+        t.has_moved = true;
+        self.moved.insert((table, i as u32));
+        self.tables[child as usize].entry = entry as u32;
+        // `push` re-points the index at the new entry.
+        self.push(table, key, PLACEHOLDER, child)
+    }
+
+    /// Turns a table and everything under it into its finished node.
+    fn build(&mut self, id: u32) -> Node {
+        let table = &mut self.tables[id as usize];
+        let mut entries = mem::take(&mut table.entries);
+        let mut child = table.children;
+        let has_moved = table.has_moved;
+        // A closed inline table's id is reused by the next one; so must its index entries.
+        if table.indexed && matches!(table.kind, Kind::Inline | Kind::InlineDotted) {
+            for (k, _) in &entries {
+                self.index.remove(&(id, hash(k)));
+            }
+        }
+        while child != NONE {
+            let (next, entry, kind) = {
+                let c = &self.tables[child as usize];
+                (c.next, c.entry, c.kind)
+            };
+            let node = if kind == Kind::Array {
+                self.build_array(child)
+            } else {
+                self.build(child)
+            };
+            if let Some((_, slot)) = entries.get_mut(entry as usize) {
+                *slot = node;
+            }
+            child = next;
+        }
+        if has_moved {
+            let mut i = 0;
+            entries.retain(|_| {
+                i += 1;
+                !self.moved.contains(&(id, i - 1))
+            });
+        }
+        Node::Map(entries)
+    }
+
+    fn build_array(&mut self, id: u32) -> Node {
+        // Linked newest first.
+        let mut elements = Vec::new();
+        let mut element = self.tables[id as usize].children;
+        while element != NONE {
+            elements.push(element);
+            element = self.tables[element as usize].next;
+        }
+        Node::List(elements.into_iter().rev().map(|e| self.build(e)).collect())
+    }
+
+    /// ```abnf
+    /// val = string / boolean / array / inline-table / date-time / float / integer
+    /// ```
+    fn value(&mut self) -> Option<Node> {
+        match self.peek()? {
+            b'"' if self.bytes[self.pos..].starts_with(b"\"\"\"") => {
+                self.ml_basic_string().map(|s| Node::Leaf(s.into_owned()))
+            }
+            b'"' => self.basic_string().map(|s| Node::Leaf(s.into_owned())),
+            b'\'' if self.bytes[self.pos..].starts_with(b"'''") => {
+                self.ml_literal_string().map(|s| Node::Leaf(s.to_string()))
+            }
+            b'\'' => self.literal_string().map(|s| Node::Leaf(s.to_string())),
+            b'[' => self.array(),
+            b'{' => self.inline_table(),
+            _ => {
+                let start = self.pos;
+                self.skip(&SCALAR);
+                scalar(self.text.get(start..self.pos)?).map(Node::Leaf)
+            }
+        }
+    }
+
+    /// ```abnf
+    /// array = array-open [ array-values ] ws-comment-newline array-close
+    /// array-values = ws-comment-newline val ws-comment-newline [ array-sep [ array-values ] ]
+    /// ```
+    fn array(&mut self) -> Option<Node> {
+        self.pos += 1;
+        self.enter()?;
+        let mut items = Vec::new();
+        loop {
+            self.ws_comment_newline()?;
+            if self.eat(b']') {
+                break;
+            }
+            push_tight(&mut items, self.value()?);
+            self.ws_comment_newline()?;
+            if self.eat(b']') {
+                break;
+            }
+            if !self.eat(b',') {
+                return None;
+            }
+        }
+        self.depth -= 1;
+        Some(Node::List(items))
+    }
+
+    /// An inline table, with what `toml` takes of TOML 1.1 (newlines and comments between
+    /// entries, a trailing comma), but not its laxer extras (a newline around `=`).
+    fn inline_table(&mut self) -> Option<Node> {
+        self.pos += 1;
+        self.enter()?;
+        let id = self.new_table(Kind::Inline);
+        let first_key = self.keys.len();
+        loop {
+            self.ws_comment_newline()?;
+            if self.eat(b'}') {
+                break;
+            }
+            self.key()?;
+            if !self.eat(b'=') {
+                return None;
+            }
+            self.skip_ws();
+            let value = self.value()?;
+            let mut keys = mem::take(&mut self.keys);
+            let inserted = self.insert(id, &mut keys[first_key..], value, Kind::InlineDotted);
+            keys.truncate(first_key);
+            self.keys = keys;
+            inserted?;
+            self.ws_comment_newline()?;
+            if self.eat(b'}') {
+                break;
+            }
+            if !self.eat(b',') {
+                return None;
+            }
+        }
+        self.depth -= 1;
+        // Nothing can extend it any more: finish it now and free its ids (the tables of its
+        // dotted keys and nested inline tables come after it).
+        let node = self.build(id);
+        self.tables.truncate(id as usize);
+        Some(node)
+    }
+
+    fn enter(&mut self) -> Option<()> {
+        self.depth += 1;
+        (self.depth <= MAX_DEPTH).then_some(())
+    }
+
+    /// A key, simple or dotted, onto [`Parser::keys`]; eats the whitespace after it.
+    fn key(&mut self) -> Option<()> {
+        let first = self.keys.len();
+        loop {
+            let part = match self.peek()? {
+                // `"""` and `'''` are not keys; `toml` refuses them too.
+                b'"' if !self.bytes[self.pos..].starts_with(b"\"\"\"") => self.basic_string()?,
+                b'\'' if !self.bytes[self.pos..].starts_with(b"'''") => {
+                    Cow::Borrowed(self.literal_string()?)
+                }
+                _ => {
+                    let start = self.pos;
+                    self.skip(&BARE_KEY);
+                    if self.pos == start {
+                        return None;
+                    }
+                    Cow::Borrowed(self.text.get(start..self.pos)?)
+                }
+            };
+            if part == DATETIME_KEY || self.keys.len() - first == MAX_KEY_PARTS {
+                return None;
+            }
+            self.keys.push(part);
+            self.skip_ws();
+            if !self.eat(b'.') {
+                return Some(());
+            }
+            self.skip_ws();
+        }
+    }
+
+    /// `"…"`, borrowed from the text unless it has escapes.
+    fn basic_string(&mut self) -> Option<Cow<'a, str>> {
+        self.pos += 1;
+        let start = self.pos;
+        let mut owned: Option<String> = None;
+        let mut segment = start;
+        loop {
+            self.skip(&BASIC);
+            match *self.bytes.get(self.pos)? {
+                b'"' => break,
+                b'\\' => {
+                    let s = owned.get_or_insert_with(String::new);
+                    s.push_str(self.text.get(segment..self.pos)?);
+                    self.pos += 1;
+                    s.push(self.escape()?);
+                    segment = self.pos;
+                }
+                _ => return None,
+            }
+        }
+        let end = self.pos;
+        self.pos += 1;
+        self.finish_string(owned, start, segment, end)
+    }
+
+    /// `"""…"""`: a newline right after the opening quotes is dropped, a backslash at the
+    /// end of a line drops the line break and the whitespace after it, and a CRLF stays CRLF
+    /// (as in `toml`).
+    fn ml_basic_string(&mut self) -> Option<Cow<'a, str>> {
+        self.pos += 3;
+        self.eat_newline();
+        let start = self.pos;
+        let mut owned: Option<String> = None;
+        let mut segment = start;
+        let end = loop {
+            self.skip(&BASIC);
+            match *self.bytes.get(self.pos)? {
+                b'"' => {
+                    if let Some(end) = self.quotes_close(b'"')? {
+                        break end;
+                    }
+                }
+                b'\\' => {
+                    let s = owned.get_or_insert_with(String::new);
+                    s.push_str(self.text.get(segment..self.pos)?);
+                    self.pos += 1;
+                    if matches!(self.peek(), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+                        self.skip_ws();
+                        if !self.eat_newline() {
+                            return None;
+                        }
+                        loop {
+                            self.skip_ws();
+                            if !self.eat_newline() {
+                                break;
+                            }
+                        }
+                    } else {
+                        s.push(self.escape()?);
+                    }
+                    segment = self.pos;
+                }
+                b'\n' => self.pos += 1,
+                b'\r' if self.bytes.get(self.pos + 1) == Some(&b'\n') => self.pos += 2,
+                _ => return None,
+            }
+        };
+        self.finish_string(owned, start, segment, end)
+    }
+
+    fn finish_string(
+        &self,
+        owned: Option<String>,
+        start: usize,
+        segment: usize,
+        end: usize,
+    ) -> Option<Cow<'a, str>> {
+        Some(match owned {
+            None => Cow::Borrowed(self.text.get(start..end)?),
+            Some(mut s) => {
+                s.push_str(self.text.get(segment..end)?);
+                Cow::Owned(s)
+            }
+        })
+    }
+
+    /// Past a run of `quote`s inside a multi-line string: `Some(Some(end of the content))` if
+    /// it closes the string (the run's first quotes beyond three, at most two, are content),
+    /// `Some(None)` if it is content, `None` if it is six quotes or more, which `toml` refuses.
+    fn quotes_close(&mut self, quote: u8) -> Option<Option<usize>> {
+        let run = self.bytes[self.pos..]
+            .iter()
+            .take_while(|&&b| b == quote)
+            .count();
+        let start = self.pos;
+        self.pos += run;
+        match run {
+            0..=2 => Some(None),
+            3..=5 => Some(Some(start + run - 3)),
+            _ => None,
+        }
+    }
+
+    /// ```abnf
+    /// escape-seq-char = %x22 / %x5C / %x62 / %x65 / %x66 / %x6E / %x72 / %x74
+    ///                 / %x78 2HEXDIG / %x75 4HEXDIG / %x55 8HEXDIG
+    /// ```
+    fn escape(&mut self) -> Option<char> {
+        let b = *self.bytes.get(self.pos)?;
+        self.pos += 1;
+        Some(match b {
+            b'"' => '"',
+            b'\\' => '\\',
+            b'b' => '\u{8}',
+            b'e' => '\u{1b}',
+            b'f' => '\u{c}',
+            b'n' => '\n',
+            b'r' => '\r',
+            b't' => '\t',
+            b'x' => self.hex_escape(2)?,
+            b'u' => self.hex_escape(4)?,
+            b'U' => self.hex_escape(8)?,
+            _ => return None,
+        })
+    }
+
+    fn hex_escape(&mut self, digits: usize) -> Option<char> {
+        let hex = self.bytes.get(self.pos..self.pos + digits)?;
+        let mut code = 0u32;
+        for &b in hex {
+            code = code * 16 + char::from(b).to_digit(16)?;
+        }
+        self.pos += digits;
+        // Surrogates and values past U+10FFFF are refused, as by `toml`.
+        char::from_u32(code)
+    }
+
+    /// `'…'`, always borrowed.
+    fn literal_string(&mut self) -> Option<&'a str> {
+        self.pos += 1;
+        let start = self.pos;
+        self.skip(&LITERAL);
+        if self.peek()? != b'\'' {
+            return None;
+        }
+        let end = self.pos;
+        self.pos += 1;
+        self.text.get(start..end)
+    }
+
+    /// `'''…'''`, always borrowed (a CRLF inside stays CRLF, as in `toml`).
+    fn ml_literal_string(&mut self) -> Option<&'a str> {
+        self.pos += 3;
+        self.eat_newline();
+        let start = self.pos;
+        let end = loop {
+            self.skip(&LITERAL);
+            match *self.bytes.get(self.pos)? {
+                b'\'' => {
+                    if let Some(end) = self.quotes_close(b'\'')? {
+                        break end;
+                    }
+                }
+                b'\n' => self.pos += 1,
+                b'\r' if self.bytes.get(self.pos + 1) == Some(&b'\n') => self.pos += 2,
+                _ => return None,
+            }
+        };
+        self.text.get(start..end)
+    }
+
+    /// Advances over a run of bytes of a class.
+    fn skip(&mut self, class: &[bool; 256]) {
+        let rest = self.bytes.get(self.pos..).unwrap_or_default();
+        self.pos += rest
+            .iter()
+            .position(|&b| !class[b as usize])
+            .unwrap_or(rest.len());
+    }
+
+    fn peek(&self) -> Option<u8> {
+        self.bytes.get(self.pos).copied()
+    }
+
+    fn eat(&mut self, b: u8) -> bool {
+        let hit = self.peek() == Some(b);
+        self.pos += usize::from(hit);
+        hit
+    }
+
+    fn skip_ws(&mut self) {
+        while matches!(self.peek(), Some(b' ' | b'\t')) {
+            self.pos += 1;
+        }
+    }
+
+    /// LF or CRLF; a CR alone is an error, left for the caller to trip on.
+    fn eat_newline(&mut self) -> bool {
+        match self.peek() {
+            Some(b'\n') => {
+                self.pos += 1;
+                true
+            }
+            Some(b'\r') if self.bytes.get(self.pos + 1) == Some(&b'\n') => {
+                self.pos += 2;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// `#` and the rest of the line, which must be printable (tab, no other control).
+    fn comment(&mut self) -> Option<()> {
+        self.pos += 1;
+        self.skip(&COMMENT);
+        matches!(self.peek(), None | Some(b'\n' | b'\r')).then_some(())
+    }
+
+    /// The end of an expression: whitespace, a comment, then a newline or the end.
+    fn line_end(&mut self) -> Option<()> {
+        self.skip_ws();
+        if self.peek() == Some(b'#') {
+            self.comment()?;
+        }
+        (self.peek().is_none() || self.eat_newline()).then_some(())
+    }
+
+    /// Whitespace, comments and newlines, inside arrays and inline tables.
+    fn ws_comment_newline(&mut self) -> Option<()> {
+        loop {
+            self.skip_ws();
+            if self.peek() == Some(b'#') {
+                self.comment()?;
+            }
+            if !self.eat_newline() {
+                return (self.peek() != Some(b'\r')).then_some(());
+            }
+        }
+    }
+}
+
+/// The text of a boolean, integer or float as `Node::from_toml` prints the `toml::Value`;
+/// `None` for datetimes, numbers out of range and anything invalid.
+fn scalar(atom: &str) -> Option<String> {
+    match atom {
+        "true" | "false" => return Some(atom.to_string()),
+        "inf" | "+inf" => return Some("inf".to_string()),
+        "-inf" => return Some("-inf".to_string()),
+        // `f64`'s `Display` prints every NaN so, whatever its sign.
+        "nan" | "+nan" | "-nan" => return Some("NaN".to_string()),
+        _ => {}
+    }
+    let b = atom.as_bytes();
+    let radix = match b {
+        [b'0', b'x', ..] => 16,
+        [b'0', b'o', ..] => 8,
+        [b'0', b'b', ..] => 2,
+        _ => return decimal(b, atom),
+    };
+    // `toml` hands integers beyond `i64` (even ones fitting `u64`) to serde, and
+    // `toml::Value` refuses them.
+    let mut value: i64 = 0;
+    let mut after_digit = false;
+    for &c in &b[2..] {
+        if c == b'_' && after_digit {
+            after_digit = false;
+            continue;
+        }
+        let digit = char::from(c).to_digit(radix)?;
+        value = value
+            .checked_mul(i64::from(radix))?
+            .checked_add(i64::from(digit))?;
+        after_digit = true;
+    }
+    after_digit.then(|| value.to_string())
+}
+
+/// ```abnf
+/// dec-int = [ minus / plus ] unsigned-dec-int
+/// float = float-int-part ( exp / frac [ exp ] )
+/// frac = decimal-point zero-prefixable-int
+/// exp = "e" [ minus / plus ] zero-prefixable-int
+/// ```
+fn decimal(b: &[u8], atom: &str) -> Option<String> {
+    let (negative, unsigned) = match b.first()? {
+        b'-' => (true, &b[1..]),
+        b'+' => (false, &b[1..]),
+        _ => (false, b),
+    };
+    let int_len = digits(unsigned)?;
+    if unsigned[0] == b'0' && int_len > 1 {
+        return None;
+    }
+    let mut i = int_len;
+    let mut float = false;
+    if unsigned.get(i) == Some(&b'.') {
+        i += 1 + digits(&unsigned[i + 1..])?;
+        float = true;
+    }
+    if matches!(unsigned.get(i), Some(b'e' | b'E')) {
+        i += 1;
+        if matches!(unsigned.get(i), Some(b'+' | b'-')) {
+            i += 1;
+        }
+        i += digits(&unsigned[i..])?;
+        float = true;
+    }
+    if i != unsigned.len() {
+        return None;
+    }
+    if float {
+        // The same text `toml` hands to `f64::from_str`, so the same value; it refuses what
+        // overflows to infinity.
+        let value: f64 = if atom.contains('_') {
+            atom.replace('_', "").parse().ok()?
+        } else {
+            atom.parse().ok()?
+        };
+        return value.is_finite().then(|| value.to_string());
+    }
+    // Accumulated negative so that `i64::MIN` fits.
+    let mut value: i64 = 0;
+    for &c in unsigned.iter().filter(|&&c| c != b'_') {
+        value = value.checked_mul(10)?.checked_sub(i64::from(c - b'0'))?;
+    }
+    let value = if negative {
+        value
+    } else {
+        value.checked_neg()?
+    };
+    Some(value.to_string())
+}
+
+/// The length of `DIGIT *( [ "_" ] DIGIT )` at the start of `b`; `None` if it has no digit.
+fn digits(b: &[u8]) -> Option<usize> {
+    if !b.first()?.is_ascii_digit() {
+        return None;
+    }
+    let mut i = 1;
+    loop {
+        match b.get(i) {
+            Some(c) if c.is_ascii_digit() => i += 1,
+            Some(b'_') if b.get(i + 1).is_some_and(u8::is_ascii_digit) => i += 2,
+            _ => return Some(i),
+        }
+    }
+}
+
+/// `Vec::push`, but growing to 1, 2, 4… entries where `Vec` starts at 4: most tables and
+/// arrays of a configuration have one or two entries, and the tree keeps its vectors as built
+/// (smaller vectors: a faster parse and a faster drop).
+fn push_tight<T>(vec: &mut Vec<T>, item: T) {
+    if vec.len() == vec.capacity() {
+        vec.reserve_exact(vec.len().max(1));
+    }
+    vec.push(item);
+}
+
+/// A key's hash in [`Parser::index`].
+fn hash(key: &str) -> u64 {
+    let mut hasher = FxHasher::default();
+    hasher.write(key.as_bytes());
+    hasher.finish()
+}
+
+/// Byte classes, indexed by byte. Bytes of multi-byte characters (≥ 0x80) are allowed in
+/// strings and comments: the text is a `&str`, so they form valid scalar values.
+macro_rules! byte_class {
+    ($($allowed:tt)+) => {{
+        let mut table = [false; 256];
+        let mut b = 0;
+        while b < 256 {
+            table[b] = matches!(b as u8, $($allowed)+);
+            b += 1;
+        }
+        table
+    }};
+}
+
+/// ```abnf
+/// unquoted-key = 1*( ALPHA / DIGIT / %x2D / %x5F )
+/// ```
+const BARE_KEY: [bool; 256] = byte_class!(b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_');
+
+/// What a boolean or number (or a declined datetime) is made of, up to the next delimiter.
+const SCALAR: [bool; 256] =
+    byte_class!(b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'+' | b'-' | b'_' | b'.');
+
+/// ```abnf
+/// basic-unescaped = wschar / %x21 / %x23-5B / %x5D-7E / non-ascii
+/// ```
+const BASIC: [bool; 256] =
+    byte_class!(b' ' | b'\t' | 0x21 | 0x23..=0x5B | 0x5D..=0x7E | 0x80..=0xFF);
+
+/// ```abnf
+/// literal-char = %x09 / %x20-26 / %x28-7E / non-ascii
+/// ```
+const LITERAL: [bool; 256] = byte_class!(b'\t' | 0x20..=0x26 | 0x28..=0x7E | 0x80..=0xFF);
+
+/// ```abnf
+/// non-eol = %x09 / %x20-7E / non-ascii
+/// ```
+const COMMENT: [bool; 256] = byte_class!(b'\t' | 0x20..=0x7E | 0x80..=0xFF);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `toml`'s tree for a document, as `Format::parse_tree`'s slow path builds it.
+    fn slow(doc: &str) -> Result<Node, String> {
+        toml::from_str::<toml::Table>(doc)
+            .map(|t| Node::from_toml(&toml::Value::Table(t)))
+            .map_err(|e| e.to_string())
+    }
+
+    /// The contract: whatever the fast path returns, `toml` accepts with the same tree.
+    fn fast_checked(doc: &str) -> Option<Node> {
+        let fast = parse(doc)?;
+        match slow(doc) {
+            Ok(slow) => assert_eq!(fast, slow, "different trees for {doc:?}"),
+            Err(e) => panic!("the fast path took {doc:?}, which toml refuses: {e}"),
+        }
+        Some(fast)
+    }
+
+    /// Valid documents the fast path must take, with `toml`'s tree.
+    const VALID: &[&str] = &[
+        "",
+        "\n\n# only a comment\n",
+        "a = 1\nb = 0x1F\nc = 0o17\nd = 0b101\ne = 1_000\nf = +3",
+        "x = 1.0\ny = 1e3\nz = -0.5\nw = inf\nv = -inf\nn = 6.02e-23",
+        "t = true\nf = false",
+        "s = \"esc \\\" \\u00e9 \\n\"\nl = 'lit\\n'\nm = \"\"\"\nmulti\nline\"\"\"",
+        "[http.routers.r]\nrule = \"Host(`a`)\"\nentryPoints = [\"web\", \"websecure\"]\n\
+         [http.routers.r.tls]\n[[http.services.s.loadBalancer.servers]]\nurl = \"http://a\"\n\
+         [[http.services.s.loadBalancer.servers]]\nurl = \"http://b\"\n",
+        "a.b.c = 1\na.d = { e = [1, [2, 3], { f = 'g' }] }\n\"quoted key\" = 2\n",
+        "[z]\nk = 1\n[a]\nk = 2\n[m.x]\n[m.a]\n",
+        // Keys.
+        "1 = 1\n-_- = 2\nA-z_0 = 3\n\"\" = 4\ntrue = 6\ninf = 7",
+        "'' = 1\n[x]\n'' = 2\n[y.'']\nz = 3",
+        "1.2 = 'dotted, not a float'\n3.14159 = 'pi'",
+        "a . b\t.c = 1\n\"a.b\" = 2\n'a.c' = 3\n\"\\u0061\".x = 4",
+        "\"tab\\there\" = 1\n'C:\\path' = 2\n\"é\" = 3\n\"😀\" = 4",
+        // Headers.
+        "[ a . \"b c\" . 'd' ]\nx = 1\n[[ e ]]\n[\te . f\t]\n",
+        "[a]\n[a.b]\n[a.c.d]\n[x.y.z]\n[x.y]\n[x]",
+        "[[fruit]]\nname = 'apple'\n[fruit.physical]\ncolor = 'red'\n[[fruit.variety]]\n\
+         name = 'red delicious'\n[[fruit.variety]]\nname = 'granny smith'\n[[fruit]]\n\
+         name = 'banana'\n[[fruit.variety]]\nname = 'plantain'",
+        "[[a.b]]\nx = 1\n[a.b.c]\ny = 2\n[[a.b]]\n[a.b.c]\ny = 3",
+        // A table a header's prefix made, then defined: it moves to its parent's end.
+        "[a.b]\nx = 1\n[c]\ny = 2\n[a]\nz = 3",
+        "top = 1\n[p.q.r]\n[p.s]\n[p.q]\n[p]\nlast = true",
+        // Dotted keys through tables headers made, as far as toml allows.
+        "[a.b.c]\n[a]\nb.d.x = 1",
+        "[[a.b]]\n[a]\nb.c.y = 2",
+        "a.b.c = 1\n[a.b.d]\ne = 2",
+        "[a]\nb.c = 1\nb.d = 2\n[a.b.e]\n[a.x]",
+        "[t]\na.b = 1\n\"a\".c = 2\na . d . e = 3",
+        // Strings.
+        "s = \"\\b\\t\\n\\f\\r\\\"\\\\\\e\\x41\\xe9\\u00e9\\U0001F600\"",
+        "s = 'no \\escapes \"here\"'\nt = ''\nu = \"\"",
+        "s = \"\"\"\nfirst newline dropped\"\"\"\nt = \"\"\"\n\nonly the first\"\"\"",
+        "s = \"\"\"\\\n   joined \\\n\n   words\"\"\"\nt = \"\"\"a \\  \t\n  b\"\"\"",
+        "s = \"\"\"one \"quote\" and \"\"two\"\"\"\"\"\nt = \"\"\"\"quoted\"\"\"\"",
+        "s = '''\nlit \\n ''quotes'' '''\nt = ''''x''''\nu = '''a'''''",
+        "s = \"\"\"\"\"\"\nt = ''''''\nu = \"\"\"a\\\"\"\"\"",
+        "s = \"\"\"crlf\r\nkept\"\"\"\r\nt = '''crlf\r\nkept'''\r\n",
+        "s = \"\"\"\\\r\n  crlf continuation\"\"\"",
+        "s = \"tab\there and ünïcödé 😀\"\nt = 'tab\there'",
+        "s = \"long enough for words: 0123456789abcdef\tthen a tab, ünïcödé 😀 and \\\"q\\\"\"",
+        // Integers.
+        "a = 0\nb = +0\nc = -0\nd = 9223372036854775807\ne = -9223372036854775808\nf = 1_2_3",
+        "h = 0xDEAD_beef\ni = 0x7FFFFFFFFFFFFFFF\no = 0o0_7\nb = 0b1_0\nz = 0x0",
+        // Floats.
+        "a = 1.0\nb = -0.0\nc = +0.0\nd = 0e0\ne = 1E5\nf = 1e+05\ng = 3.0e-05\nh = 1_0.0_1e1_0",
+        "a = nan\nb = +nan\nc = -nan\nd = +inf\ne = 1e-400\nf = 5e-324\ng = 0.1\nh = 1e308",
+        "a = 123456789012345678901234567890.5\nb = 9007199254740993.0\nc = 1.7976931348623157e308",
+        // Arrays.
+        "a = []\nb = [ ]\nc = [1]\nd = [1,]\ne = [[], [[]]]\nf = [1, 'two', 3.0, [4], {five = 5}]",
+        "a = [\n  1, # one\n  2,\n\n  # nothing\n  3,\n]\nb = [ # open\n]\n",
+        "a = [\r\n  'x',\r\n  'y'\r\n]\r\nb = [1\n,2]",
+        "servers = [{ url = \"http://a\" }, { url = \"http://b\", weight = 2 }]",
+        // Inline tables, with what toml takes of TOML 1.1.
+        "a = {}\nb = { }\nc = { x = 1 }\nd = { x = { y = { z = [] } } }",
+        "a = { x.y = 1, x.z = 2, 'q'.r = 3 }\nb = { x = 1, y.z = { w = 2 } }",
+        "a = {\n  x = 1, # one\n  y = 2,\n}\nb = { x = 1, }\nc = {\n}",
+        // Whitespace and line ends.
+        "\u{feff}a = 1",
+        "\u{feff}",
+        "   \t  ",
+        "a = \"\"\"\r\n\"\"\"\nb = -0e0\n\"a\\u0000b\" = 1",
+        "  a = 1\t# indented\n\t[b]  # header\n  c=2\r\nd\t=\t3 \n",
+        "a = 1 # comment with ünicode and \t tab\n# and DEL-free ~ text",
+    ];
+
+    /// Documents `toml` takes but the fast path leaves to it.
+    const DECLINED: &[&str] = &[
+        "d = 1979-05-27T07:32:00Z",
+        "d = 1979-05-27 07:32:00.999",
+        "d = 1979-05-27",
+        "t = 07:32:00",
+        "a = [1979-05-27]",
+        "t = true\nf = false\nd = 1979-05-27T07:32:00Z\nl = 1979-05-27\ntm = 07:32:00",
+        // toml reads a table whose first key is this as a datetime.
+        "[x]\n\"$__toml_private_datetime\" = \"1979-05-27\"",
+        "\"$__toml_private_datetime\" = 1",
+        // toml is laxer than TOML 1.1 here.
+        "t = { a\n= 1 }",
+        "t = { a =\n1 }",
+    ];
+
+    /// Documents `toml` refuses.
+    const INVALID: &[&str] = &[
+        // Numbers.
+        "c = -0o17",
+        "a = 0777",
+        "a = 00",
+        "a = 0_0",
+        "a = 1.",
+        "a = .5",
+        "a = 1.e5",
+        "a = 1e",
+        "a = 1e_5",
+        "a = 1_e5",
+        "a = 1__0",
+        "a = 1_",
+        "a = _1",
+        "a = 0x",
+        "a = 0b1_",
+        "a = 0o_1",
+        "a = +0x1",
+        "a = 0o8",
+        "a = 0b2",
+        "a = 0X1",
+        "a = 0xg",
+        "a = 99999999999999999999",
+        "a = 9223372036854775808",
+        "a = -9223372036854775809",
+        "a = 0x8000000000000000",
+        "a = 1e400",
+        "a = -1e400",
+        "a = infinity",
+        "a = Inf",
+        "a = NaN",
+        "a = True",
+        "a = truex",
+        "a = 1x",
+        "a = 1.5.6",
+        "a = --1",
+        "a = +",
+        "a = 1979-05-27Tx",
+        // Keys and structure.
+        "a = 1\na = 2",
+        "a = 1\n\"a\" = 2",
+        "a = 1\n\"\\u0061\" = 2",
+        "a b = 1",
+        "a+b = 1",
+        "é = 1",
+        "a = 1 b = 2",
+        "a = 1\tb = 2",
+        "a = 1 2",
+        "a = \"x\"y",
+        "= 1",
+        "a =",
+        "a",
+        "a.= 1",
+        ".a = 1",
+        "a..b = 1",
+        "\"\"\"a\"\"\" = 1",
+        "'''a''' = 1",
+        "[t]\n[t]",
+        "[a] b = 1",
+        "[a]]",
+        "[[a]",
+        "[ [a]]",
+        "[[a] ]",
+        "[]",
+        "[[]]",
+        "[a.]",
+        // Redefinitions.
+        "a.b = 1\n[a]",
+        "a.b.c = 1\n[a.b]",
+        "[a]\nb.c = 1\n[a.b]",
+        "[a.b.c]\n[a]\nb.y = 1",
+        "[a.b.c]\n[a]\nb.c.t = 1",
+        "[[a.b]]\n[a]\nb.y = 2",
+        "[a]\nb = 1\n[a.b]",
+        "[a]\nb = 1\n[a.b.c]",
+        "a = {}\n[a]",
+        "a = {}\na.b = 1",
+        "a = { b = 1 }\n[a.c]",
+        "a = { b = 1 }\n[[a]]",
+        "a = [1]\n[[a]]",
+        "a = []\n[a.b]",
+        "a = [{}]\na.b = 1",
+        "[a]\n[[a]]",
+        "[[a]]\n[a]",
+        "[a.b]\n[[a]]",
+        "[a]\n[a.b]\n[a]",
+        "[a.b]\n[a]\n[a.b]",
+        "[a]\nx = 1\n[b]\n[a]",
+        "t = { a = { b = 1 }, a.c = 2 }",
+        "t = { a = 1, a = 2 }",
+        "t = { a.b = 1, a = 2 }",
+        "t = { a = 1, a.b = 2 }",
+        "t = { a = [], a.b = 2 }",
+        // Strings.
+        "k = \"\\q\"",
+        "k = \"\\ \"",
+        "a = \"x\ny\"",
+        "a = 'x\ny'",
+        "a = \"\\ud800\"",
+        "a = \"\\U00110000\"",
+        "a = \"\\u12\"",
+        "a = \"\\x4\"",
+        "a = \"\\u00e\"",
+        "a = \"ctrl \u{1}\"",
+        "a = \"long enough for words: 0123456789 \u{1f} late\"",
+        "a = \"long enough for words: 0123456789 \u{7f} late\"",
+        "a = \"long enough for words: 0123456789 \n late\"",
+        "a = \"\"\"long enough for words: 0123456789 \u{0} late\"\"\"",
+        "a = \"del \u{7f}\"",
+        "a = 'nul \u{0}'",
+        "a = '''del \u{7f}'''",
+        "a = \"\"\"ctrl \u{1b}\"\"\"",
+        "a = \"\"\"a\"\"\"\"\"\"",
+        "a = '''a''''''",
+        "a = \"\"\"\\ x\"\"\"",
+        "a = \"\"\"a\rb\"\"\"",
+        "a = '''a\rb'''",
+        "a = \"unterminated",
+        "a = 'unterminated",
+        "a = \"\"\"unterminated\"\"",
+        "a = '''unterminated",
+        "a = \"\\",
+        // Comments and line ends.
+        "a = 1 # nul \u{0}",
+        "# del \u{7f}",
+        "# ctrl \u{1b}",
+        "a = 1\r",
+        "a = 1\rb = 2",
+        "a = 1\n\u{feff}b = 2",
+        "\r",
+        // Arrays and inline tables.
+        "a = [1 2]",
+        "a = [,]",
+        "a = [1,,]",
+        "a = [1",
+        "a = [1,",
+        "a = ]",
+        "a = {a = 1 b = 2}",
+        "a = {,}",
+        "a = { a = 1,, }",
+        "a = { a = 1",
+        "a = { a }",
+        "a = { a = }",
+        "a = { [b] }",
+    ];
+
+    #[test]
+    fn takes_valid_documents_with_tomls_tree() {
+        for doc in VALID {
+            assert!(slow(doc).is_ok(), "the corpus has an invalid doc: {doc:?}");
+            assert!(
+                fast_checked(doc).is_some(),
+                "the fast path declined {doc:?}"
+            );
+        }
+        for doc in DECLINED {
+            assert!(slow(doc).is_ok(), "the corpus has an invalid doc: {doc:?}");
+            assert_eq!(parse(doc), None, "{doc:?}");
+        }
+    }
+
+    #[test]
+    fn refuses_what_toml_refuses() {
+        for doc in INVALID {
+            assert!(slow(doc).is_err(), "toml takes {doc:?}");
+            assert_eq!(parse(doc), None, "{doc:?}");
+        }
+        // Nesting toml refuses (beyond 80), and less, which it takes and we decline.
+        for (depth, toml_takes) in [(20, true), (100, false)] {
+            let arrays = format!("a = {}{}", "[".repeat(depth), "]".repeat(depth));
+            let tables = format!("a = {}1{}", "{ b = ".repeat(depth), "}".repeat(depth));
+            for doc in [arrays, tables] {
+                assert_eq!(slow(&doc).is_ok(), toml_takes);
+                assert_eq!(parse(&doc), None);
+            }
+        }
+        let long_key = vec!["k"; 100].join(".");
+        assert_eq!(parse(&format!("{long_key} = 1")), None);
+        assert_eq!(parse(&format!("[{long_key}]")), None);
+    }
+
+    /// Where toml 0.9 does something a reader of the TOML spec would not guess, the fast path
+    /// does it too (the differential tests check the rest).
+    #[test]
+    fn follows_toml_where_it_surprises() {
+        let keys = |node: &Node| -> Vec<String> {
+            node.entries()
+                .map(|e| e.iter().map(|(k, _)| k.clone()).collect())
+                .unwrap_or_default()
+        };
+        // `[a]` after `[a.b]` moves `a` after `c`.
+        let node = fast_checked("[a.b]\n[c]\n[a]").expect("valid");
+        assert_eq!(keys(&node), ["c", "a"]);
+        // A CRLF inside a multi-line string stays CRLF; every NaN prints the same.
+        let node = fast_checked("s = \"\"\"a\r\nb\"\"\"\nn = -nan").expect("valid");
+        assert_eq!(node.get("s"), Some(&Node::Leaf("a\r\nb".into())));
+        assert_eq!(node.get("n"), Some(&Node::Leaf("NaN".into())));
+    }
+
+    /// Tables past the scanned size, where keys go through the index: duplicates, moves and
+    /// inline tables whose ids are reused.
+    #[test]
+    fn large_tables_use_the_index() {
+        let mut doc = String::from("[t.k0.x]\n");
+        for i in 1..30 {
+            doc.push_str(&format!("[t.k{i}]\nv = {i}\n"));
+        }
+        doc.push_str("[t.k0]\nv = 0\n");
+        for i in 0..50 {
+            let entries: Vec<String> = (0..12).map(|j| format!("e{j} = {j}")).collect();
+            doc.push_str(&format!("[u.i{i}]\nt = {{ {} }}\n", entries.join(", ")));
+        }
+        let node = fast_checked(&doc).expect("valid");
+        let t = node.get("t").and_then(Node::entries).expect("t");
+        assert_eq!(t.last().map(|(k, _)| k.as_str()), Some("k0"));
+        assert_eq!(parse(&format!("{doc}[t.k7]\n")), None);
+        assert_eq!(parse(&format!("{doc}[t]\nk29.w = 1\n")), None);
+        let big_inline: Vec<String> = (0..20).map(|j| format!("e{j} = {j}")).collect();
+        let dup = format!("t = {{ {}, e13 = 0 }}", big_inline.join(", "));
+        assert!(slow(&dup).is_err());
+        assert_eq!(parse(&dup), None);
+    }
+
+    /// The bench's 10,000-router file.
+    #[test]
+    fn takes_ten_thousand_routers() {
+        let mut doc = String::new();
+        for i in 0..10_000 {
+            doc.push_str(&format!(
+                "[http.routers.r{i}]\nrule = \"Host(`svc{i}.example.com`) && PathPrefix(`/api`)\"\n\
+                 service = \"s{i}\"\n\n[http.services.s{i}.loadBalancer]\n\
+                 servers = [{{ url = \"http://127.0.0.1:9000\" }}]\n\n"
+            ));
+        }
+        let fast = parse(&doc).expect("the fast path takes it");
+        assert_eq!(Ok(fast), slow(&doc));
+    }
+
+    /// xorshift64*: deterministic, no dependency.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+        }
+
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n as u64) as usize
+        }
+
+        fn chance(&mut self, percent: usize) -> bool {
+            self.below(100) < percent
+        }
+
+        fn pick<'t>(&mut self, items: &[&'t str]) -> &'t str {
+            items[self.below(items.len())]
+        }
+    }
+
+    /// Documents from TOML's grammar, small pools of keys so that collisions (duplicates,
+    /// redefinitions) are frequent; only constructs the fast path claims to handle.
+    fn document(rng: &mut Rng) -> String {
+        let mut doc = String::new();
+        for _ in 0..1 + rng.below(10) {
+            doc.push_str(rng.pick(&["", "", " ", "\t"]));
+            match rng.below(10) {
+                0..=4 => {
+                    doc.push_str(&key(rng));
+                    doc.push_str(rng.pick(&[" = ", "=", "\t=  "]));
+                    doc.push_str(&value(rng, 0));
+                }
+                5 | 6 => doc.push_str(&format!("[{}]", key(rng))),
+                7 => doc.push_str(&format!("[[{}]]", key(rng))),
+                8 => doc.push_str("# comment"),
+                _ => {}
+            }
+            if rng.chance(15) {
+                doc.push_str(rng.pick(&[" # trailing", "\t#", " "]));
+            }
+            doc.push_str(rng.pick(&["\n", "\n", "\r\n", "\n\n"]));
+        }
+        doc
+    }
+
+    fn key(rng: &mut Rng) -> String {
+        const PARTS: &[&str] = &[
+            "a",
+            "a",
+            "b",
+            "b",
+            "c",
+            "x-y",
+            "_1",
+            "2",
+            "\"a\"",
+            "'b'",
+            "\"q k\"",
+            "\"\\u0061\"",
+            "\"\"",
+            "\"é\"",
+            "'c.d'",
+        ];
+        let mut k = rng.pick(PARTS).to_string();
+        for _ in 0..rng.below(3) {
+            k.push_str(rng.pick(&[".", " . ", "\t."]));
+            k.push_str(rng.pick(PARTS));
+        }
+        k
+    }
+
+    fn value(rng: &mut Rng, depth: usize) -> String {
+        const SCALARS: &[&str] = &[
+            "0",
+            "-0",
+            "+7",
+            "1_000",
+            "9223372036854775807",
+            "-9223372036854775808",
+            "0xff",
+            "0xDE_AD",
+            "0o17",
+            "0b1010",
+            "1.5",
+            "-0.0",
+            "1e10",
+            "6.02E-23",
+            "1_0.0_1e-1_0",
+            "inf",
+            "-inf",
+            "nan",
+            "true",
+            "false",
+            "\"s\"",
+            "\"\"",
+            "\"esc \\\"\\t\\u00e9\\e\"",
+            "'lit \\ '",
+            "''",
+            "\"\"\"\nml \"\" basic\\\n   x\"\"\"",
+            "'''\nml 'lit'\n'''",
+            "\"ünï 😀\"",
+        ];
+        if depth >= 3 {
+            return rng.pick(SCALARS).to_string();
+        }
+        match rng.below(10) {
+            0..=5 => rng.pick(SCALARS).to_string(),
+            6 | 7 => {
+                let items: Vec<String> = (0..rng.below(4)).map(|_| value(rng, depth + 1)).collect();
+                let sep = rng.pick(&[", ", ",", ",\n  ", ", # c\n"]);
+                let trailing = if !items.is_empty() && rng.chance(30) {
+                    ","
+                } else {
+                    ""
+                };
+                format!("[{}{trailing}]", items.join(sep))
+            }
+            _ => {
+                let items: Vec<String> = (0..rng.below(4))
+                    .map(|_| format!("{} = {}", key(rng), value(rng, depth + 1)))
+                    .collect();
+                let sep = rng.pick(&[", ", ",", ",\n  "]);
+                let trailing = if !items.is_empty() && rng.chance(20) {
+                    ","
+                } else {
+                    ""
+                };
+                format!("{{ {}{trailing} }}", items.join(sep))
+            }
+        }
+    }
+
+    /// Small edits at character boundaries, so the text stays a `&str`.
+    fn mutate(rng: &mut Rng, doc: &str) -> String {
+        const INSERTS: &[&str] = &[
+            "[", "]", "[[", "=", "\"", "'", "\\", "\n", "\r", "\r\n", "#", ".", ",", "{", "}", "_",
+            "0", "x", "e", "+", "-", " ", "\t", "\u{0}", "\u{7f}", "é", "😀", "\"\"\"", "'''",
+            "\\u", "a", "1.", "inf",
+        ];
+        let mut chars: Vec<char> = doc.chars().collect();
+        for _ in 0..1 + rng.below(3) {
+            let at = rng.below(chars.len() + 1);
+            match rng.below(6) {
+                0 if at < chars.len() => {
+                    let len = 1 + rng.below(3);
+                    chars.drain(at..(at + len).min(chars.len()));
+                }
+                1 if at < chars.len() => {
+                    chars[at] = rng.pick(INSERTS).chars().next().unwrap_or('x')
+                }
+                2 | 3 => {
+                    let insert: Vec<char> = rng.pick(INSERTS).chars().collect();
+                    chars.splice(at..at, insert);
+                }
+                _ => {
+                    let text: String = chars.iter().collect();
+                    let mut lines: Vec<&str> = text.split('\n').collect();
+                    let (i, j) = (rng.below(lines.len()), rng.below(lines.len()));
+                    if rng.chance(50) {
+                        lines.swap(i, j);
+                    } else {
+                        let line = lines[i];
+                        lines.insert(j, line);
+                    }
+                    chars = lines.join("\n").chars().collect();
+                }
+            }
+        }
+        chars.into_iter().collect()
+    }
+
+    /// Generated and mutated documents, and every prefix of the corpus: the fast path
+    /// never panics, and never takes a document toml refuses or reads differently.
+    #[test]
+    fn randomized_documents_keep_the_contract() {
+        let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+        let (mut generated, mut taken) = (0, 0);
+        for _ in 0..4_000 {
+            let doc = document(&mut rng);
+            generated += 1;
+            let fast = fast_checked(&doc);
+            // Everything the generator writes is supported: if toml takes it, so must we.
+            if fast.is_none() {
+                assert!(slow(&doc).is_err(), "the fast path declined {doc:?}");
+            } else {
+                taken += 1;
+            }
+            fast_checked(&mutate(&mut rng, &doc));
+        }
+        // Were most documents refused, this would test little.
+        assert!(taken * 3 > generated, "only {taken} of {generated} taken");
+        for doc in VALID.iter().chain(DECLINED).chain(INVALID) {
+            for _ in 0..10 {
+                fast_checked(&mutate(&mut rng, doc));
+            }
+            for (at, _) in doc.char_indices() {
+                fast_checked(&doc[..at]);
+            }
+        }
+    }
+}
