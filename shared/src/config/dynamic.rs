@@ -251,14 +251,15 @@ impl DynamicConfig {
         }
         if let Some(mut origins) = cx.kept_origins.take() {
             // A section the previous decode had and this one does not: its origins go.
-            for section in ["http.routers.", "http.services."] {
-                if cx.patched.iter().any(|p| section.starts_with(p.as_str())) {
+            for (section, prefix) in [("routers", "http.routers."), ("services", "http.services.")]
+            {
+                if cx.patched.contains(&section) {
                     continue;
                 }
                 let gone: Vec<String> = origins
-                    .range(section.to_string()..)
+                    .range(prefix.to_string()..)
                     .map(|(k, _)| k)
-                    .take_while(|k| k.starts_with(section))
+                    .take_while(|k| k.starts_with(prefix))
                     .cloned()
                     .collect();
                 for k in &gone {
@@ -306,7 +307,7 @@ struct Decoder<'a> {
     /// The origins of patched sections (from the previous decode, then patched), and those
     /// sections' paths (see `patch_items`).
     kept_origins: Option<Map<String, String>>,
-    patched: Vec<String>,
+    patched: Vec<&'static str>,
 }
 
 impl<'a> Decoder<'a> {
@@ -423,15 +424,15 @@ impl<'a> Decoder<'a> {
     /// removed (with its origin). False, having done nothing, when there is nothing to start
     /// from or a name is given twice (the plain decode then lets the last one win).
     fn patch(&mut self, path: &str, section: &'static str, node: &Node) -> bool {
-        let Some((prev_root, prev_cfg)) = self.previous else {
+        let Some((_, prev_cfg)) = self.previous else {
             return false;
         };
         if section == "routers" {
-            self.patch_items(path, node, prev_root, &prev_cfg.http.routers, |http| {
+            self.patch_items(path, section, node, &prev_cfg.http.routers, |http| {
                 &mut http.routers
             })
         } else {
-            self.patch_items(path, node, prev_root, &prev_cfg.http.services, |http| {
+            self.patch_items(path, section, node, &prev_cfg.http.services, |http| {
                 &mut http.services
             })
         }
@@ -440,12 +441,12 @@ impl<'a> Decoder<'a> {
     fn patch_items<T: for<'de> Deserialize<'de>>(
         &mut self,
         path: &str,
+        section: &'static str,
         node: &Node,
-        prev_root: &Node,
         prev_map: &Map<String, Arc<T>>,
         map: fn(&mut HttpConfig) -> &mut Map<String, Arc<T>>,
     ) -> bool {
-        let (Some(entries), Some((_, prev_cfg))) = (node.entries(), self.previous) else {
+        let (Some(entries), Some((prev_root, prev_cfg))) = (node.entries(), self.previous) else {
             return false;
         };
         let mut names: FxHashSet<&str> = FxHashSet::default();
@@ -453,7 +454,6 @@ impl<'a> Decoder<'a> {
         if !entries.iter().all(|(name, _)| names.insert(name)) {
             return false;
         }
-        let section = &path["http.".len()..];
         let before: FxHashMap<&str, &Node> = prev_root
             .get("http")
             .and_then(|http| http.get(section))
@@ -483,7 +483,7 @@ impl<'a> Decoder<'a> {
                 origins.remove(&join(path, name));
             }
         }
-        self.patched.push(path.to_string());
+        self.patched.push(section);
         *map(&mut self.cfg.http) = items;
         for (name, item) in self.items(path, node) {
             // Unchanged: the previous decode of that tree holds it (it succeeded).
