@@ -160,6 +160,68 @@ fn control_plane_crash_does_not_interrupt_traffic_and_it_is_replaced() {
     assert!(enough, "only {ok} requests completed");
 }
 
+/// A client connection open while a crashed control plane is replaced must not be inherited by
+/// the new one: when the data plane closes it, the client sees the end at once (before the
+/// fix, io_uring-accepted sockets lacked close-on-exec and the new control plane kept every
+/// open connection alive until it exited; a client waiting for the close hung).
+#[test]
+fn a_replaced_control_plane_holds_no_client_connection() {
+    let o = Origin::start("inherit");
+    let cfg = [
+        router("r", "Host(`inherit.test`)", "s"),
+        lb_service("s", &[&o]),
+    ]
+    .concat();
+    let p = Proxy::start("cp-inherit", &cfg, &[]);
+    p.wait_routed("inherit.test", "/", "inherit");
+    let first_cp = p.ringway.wait_controlplane(Duration::from_secs(10), None);
+
+    // Open connections, each with one request answered, so the data plane owns them.
+    let mut clients: Vec<Conn> = (0..8)
+        .map(|_| {
+            let mut c = Conn::connect(p.addr).expect("connect");
+            let r = c.get("inherit.test", "/").expect("first response");
+            assert_eq!(r.status, 200, "first response");
+            c
+        })
+        .collect();
+    // SAFETY: kill(2) on the control plane our ringway spawned.
+    let rc = unsafe { libc::kill(first_cp as libc::pid_t, libc::SIGKILL) };
+    assert_eq!(rc, 0, "kill -9 control plane {first_cp}");
+    let second_cp = p
+        .ringway
+        .wait_controlplane(Duration::from_secs(10), Some(first_cp));
+    // Let it come up and take over the table, then make the data plane close every connection.
+    p.wait_routed("inherit.test", "/", "inherit");
+    for (i, c) in clients.iter_mut().enumerate() {
+        let r = c
+            .request("GET", "inherit.test", "/", &[("Connection", "close")], b"")
+            .expect("second response");
+        assert_eq!(r.status, 200, "connection {i}");
+        if let Err(e) = c.wait_closed(Duration::from_secs(5)) {
+            panic!(
+                "connection {i}: no end after the data plane answered `Connection: close` \
+                 ({e}); control plane {second_cp} holds {}\n{}",
+                sockets_of(second_cp),
+                p.ringway.logs()
+            );
+        }
+    }
+}
+
+/// The socket descriptors of process `pid`, for a failure message.
+fn sockets_of(pid: u32) -> String {
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return "(gone)".into();
+    };
+    let links: Vec<String> = dir
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .map(|l| l.display().to_string())
+        .filter(|l| l.starts_with("socket:"))
+        .collect();
+    format!("{} sockets {links:?}", links.len())
+}
+
 #[test]
 fn sigterm_drains_in_flight_requests_and_exits_zero() {
     let o = Origin::start("drain");

@@ -15,6 +15,7 @@ use ringway_shared::table::{
 };
 use rustls::sign::CertifiedKey;
 use std::collections::HashMap;
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -212,6 +213,45 @@ fn run(args: Vec<String>, slot: Arc<TableSlot>, shared: Shared) {
     }
 }
 
+/// Marks every descriptor above stderr close-on-exec in the forked child, so the control
+/// plane inherits nothing from the data plane. io_uring's accept (as monoio issues it) does
+/// not set `SOCK_CLOEXEC`: a client connection accepted while the control plane is spawned
+/// (at start, or when a crashed one is replaced) would otherwise stay open in the control
+/// plane after the data plane closed it, and its client would wait for an end that never
+/// comes. The control plane needs no inherited descriptor: it reaches the data plane by the
+/// IPC server's name.
+fn cloexec_inherited_fds() -> std::io::Result<()> {
+    // SAFETY: close_range(2) with CLOSE_RANGE_CLOEXEC only sets flags on this process's
+    // descriptors.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            3u32,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    };
+    if rc == 0 {
+        return Ok(());
+    }
+    // Kernels before 5.11: one fcntl per possible descriptor.
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit(2) writes the struct it is given.
+    let max = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0 {
+        limit.rlim_cur.min(1 << 20) as libc::c_int
+    } else {
+        1 << 16
+    };
+    for fd in 3..max {
+        // SAFETY: fcntl(2) on a descriptor number; an unused one fails with EBADF, ignored.
+        unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+    }
+    Ok(())
+}
+
 /// One control-plane process from spawn to exit.
 /// `(args, api_socket)`: what the control plane is started with.
 fn session(
@@ -241,6 +281,9 @@ fn session(
     if let Some(socket) = api_socket {
         command.env(API_SOCKET_ENV, socket);
     }
+    // SAFETY: the hook runs in the forked child before exec and only makes system calls
+    // (close_range, getrlimit, fcntl), which are async-signal-safe.
+    unsafe { command.pre_exec(cloexec_inherited_fds) };
     let mut child = command
         .spawn()
         .map_err(|e| format!("cannot spawn the control plane: {e}"))?;
