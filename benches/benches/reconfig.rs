@@ -7,7 +7,8 @@ use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use ringway_controlplane::aggregator::{resolve, resolve_with, Memo, ProviderConfig};
 use ringway_shared::config::{parse_dynamic, DynamicConfig, Format, StaticConfig};
 use ringway_shared::table::{
-    DecodedSpec, HealthCheckSpec, HealthFlag, RouteTable, RuleCache, ServerSpec,
+    DecodedDelta, DecodedSpec, Delta, HealthCheckSpec, HealthFlag, RouteTable, RuleCache,
+    ServerSpec,
 };
 use std::hint::black_box;
 use std::net::SocketAddr;
@@ -155,6 +156,20 @@ fn stages(c: &mut Criterion) {
             |spec| RouteTable::compile_owned(spec, &mut rules, up).expect("compiles"),
             BatchSize::LargeInput,
         )
+    });
+    // A reload that adds one router goes to the data plane as a delta on the last table:
+    // encoded, decoded, and compiled on top of the last compiled table.
+    let mut memo = Memo::default();
+    let base = resolve_with(&providers, &static_cfg, &no_dns, &mut memo).table;
+    let next = resolve_with(&with_probe, &static_cfg, &no_dns, &mut memo).table;
+    let previous = RouteTable::compile_with(&base, &mut rules, up).expect("compiles");
+    g.bench_function("delta_one_added", |b| {
+        b.iter(|| {
+            let delta = Delta::new(&base, black_box(&next));
+            let bytes = bincode::serialize(&delta).expect("encodes");
+            let decoded = bincode::deserialize::<DecodedDelta>(&bytes).expect("decodes");
+            RouteTable::compile_delta(decoded, &previous, &mut rules, up).expect("compiles")
+        })
     });
     g.finish();
 }

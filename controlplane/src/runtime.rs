@@ -164,8 +164,7 @@ async fn main_loop(
     let mut retired_tables: Vec<TableSpec> = Vec::new();
     // What the last resolution built, for the next to reuse (moves to the resolution and back).
     let mut memo = Memo::default();
-    // The table's encoding, kept for the next one (see `TablePayload::encode_with`).
-    let mut encoding: Vec<u8> = Vec::new();
+    let mut encoder = Encoder::default();
 
     loop {
         let all_reported = expected.iter().all(|p| configs.contains_key(*p));
@@ -201,7 +200,7 @@ async fn main_loop(
                 let Some(b) = &base else { continue };
                 let mut table = b.clone();
                 let revision = acme.overlay(&mut table);
-                match send_table(table, (&mut last_sent, &mut retired_tables), &mut generation, &to_data, &mut sent_times, &mut encoding, "ACME certificates or challenges changed") {
+                match send_table(table, (&mut last_sent, &mut retired_tables), &mut generation, &to_data, &mut sent_times, &mut encoder, "ACME certificates or challenges changed") {
                     Sent::Unchanged => acme.live(revision),
                     Sent::Pushed(g) => {
                         revisions.insert(g, revision);
@@ -240,6 +239,24 @@ async fn main_loop(
                             api.reloaded(true);
                         }
                         tracing::info!(generation = g, apply_micros, propagation_micros = propagation, "table live on the data plane");
+                    }
+                    Some(DataToControl::NeedFull { generation: g }) => {
+                        sent_times.remove(&g);
+                        // Once per base it lacked: later deltas on it are answered the same.
+                        if g > encoder.full {
+                            if let Some(table) = last_sent.take() {
+                                let revision = revisions.remove(&generation);
+                                match send_table(table, (&mut last_sent, &mut retired_tables), &mut generation, &to_data, &mut sent_times, &mut encoder, "the data plane asked for the whole table") {
+                                    Sent::Pushed(g) => {
+                                        if let Some(r) = revision {
+                                            revisions.insert(g, r);
+                                        }
+                                    }
+                                    Sent::Unchanged | Sent::Skipped => {}
+                                    Sent::Gone => return,
+                                }
+                            }
+                        }
                     }
                     Some(DataToControl::Nack { generation: g, error }) => {
                         sent_times.remove(&g);
@@ -320,7 +337,7 @@ async fn main_loop(
                     revision = Some(acme.overlay(&mut table));
                 }
                 let resolve_micros = last_resolved.map_or(0, |t| t.elapsed().as_micros() as u64);
-                let sent = send_table(table, (&mut last_sent, &mut retired_tables), &mut generation, &to_data, &mut sent_times, &mut encoding, "configuration changed");
+                let sent = send_table(table, (&mut last_sent, &mut retired_tables), &mut generation, &to_data, &mut sent_times, &mut encoder, "configuration changed");
                 if !matches!(sent, Sent::Pushed(_)) {
                     retired.clear();
                 }
@@ -352,6 +369,36 @@ async fn main_loop(
     }
 }
 
+/// How tables go out: the first whole, each next one as a delta on the one sent before it
+/// (see [`ringway_shared::table::Delta`]).
+#[derive(Default)]
+struct Encoder {
+    /// The encoding, kept from one table to the next (see `TablePayload::encode_with`).
+    buffer: Vec<u8>,
+    /// The generation of the last table sent whole: a data plane that lacks the base of a
+    /// delta older than that has been sent the whole table already.
+    full: u64,
+}
+
+impl Encoder {
+    /// `table` as a delta on `base` (the last table sent), or whole without one.
+    fn message(
+        &mut self,
+        base: Option<&TableSpec>,
+        table: &TableSpec,
+    ) -> Result<ControlToData, String> {
+        match base {
+            Some(base) => {
+                TablePayload::encode_delta(base, table, &mut self.buffer).map(ControlToData::Delta)
+            }
+            None => {
+                self.full = table.generation;
+                TablePayload::encode_with(table, &mut self.buffer).map(ControlToData::Table)
+            }
+        }
+    }
+}
+
 enum Sent {
     /// The data plane already has this table.
     Unchanged,
@@ -369,7 +416,7 @@ fn send_table(
     generation: &mut u64,
     to_data: &IpcSender<ControlToData>,
     sent_times: &mut BTreeMap<u64, Instant>,
-    encoding: &mut Vec<u8>,
+    encoder: &mut Encoder,
     why: &str,
 ) -> Sent {
     let unchanged = last_sent.as_ref().is_some_and(|prev| {
@@ -382,14 +429,14 @@ fn send_table(
     *generation += 1;
     table.generation = *generation;
     sent_times.insert(*generation, Instant::now());
-    let payload = match TablePayload::encode_with(&table, encoding) {
-        Ok(p) => p,
+    let message = match encoder.message(last_sent.as_ref(), &table) {
+        Ok(m) => m,
         Err(e) => {
             tracing::error!(generation = *generation, error = %e, "keeping the last table");
             return Sent::Skipped;
         }
     };
-    if to_data.send(ControlToData::Table(payload)).is_err() {
+    if to_data.send(message).is_err() {
         tracing::error!("data plane is gone");
         return Sent::Gone;
     }

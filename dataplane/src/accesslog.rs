@@ -80,7 +80,7 @@ impl Observed {
     /// The router that took the request (`name@provider`).
     pub fn router(&self) -> Option<&str> {
         let (snap, index) = self.route.as_ref()?;
-        snap.table().router(*index).map(|r| r.name.as_str())
+        snap.table().router(*index).map(|r| &*r.name)
     }
 
     /// That router's service.

@@ -11,7 +11,8 @@ use ringway_shared::ipc::{
 };
 use ringway_shared::stats::Stats;
 use ringway_shared::table::{
-    DecodedSpec, HealthCheckSpec, HealthFlag, RouteTable, RuleCache, ServerSpec,
+    DecodedDelta, DecodedSpec, HealthCheckSpec, HealthFlag, RouteTable, RuleCache, ServerSpec,
+    TableError,
 };
 use rustls::sign::CertifiedKey;
 use std::collections::HashMap;
@@ -353,43 +354,68 @@ fn receive_tables(
     // Blocks until the control plane sends or goes away (exit, crash, or killed on shutdown):
     // no polling.
     loop {
-        match receiver.recv() {
-            Ok(ControlToData::Table(payload)) => {
-                let received = Instant::now();
-                let generation = payload.generation;
-                let compiled = payload
-                    .decode::<DecodedSpec>()
-                    .and_then(|spec| compiler.compile(spec));
-                // The shared memory is let go after the table is live and acknowledged.
-                let _later = payload;
-                match compiled {
-                    Ok((published, probes)) => {
-                        let routers = published.table.routers_len();
-                        retire(slot.publish(published));
-                        if let Some(h) = &compiler.health {
-                            h.apply(probes);
-                        }
-                        *last_generation = generation;
-                        let apply_micros = received.elapsed().as_micros() as u64;
-                        tracing::info!(generation, routers, apply_micros, "configuration applied");
-                        let _ = reply.send(DataToControl::Ack {
-                            generation,
-                            apply_micros,
-                        });
-                    }
-                    Err(e) => {
-                        tracing::error!(generation, error = %e, "configuration refused; keeping the last one");
-                        let _ = reply.send(DataToControl::Nack {
-                            generation,
-                            error: e.to_string(),
-                        });
-                    }
-                }
-            }
+        let (payload, delta) = match receiver.recv() {
+            Ok(ControlToData::Table(payload)) => (payload, false),
+            Ok(ControlToData::Delta(payload)) => (payload, true),
             Ok(ControlToData::Hello { .. }) => {
-                tracing::warn!("unexpected second hello from the control plane")
+                tracing::warn!("unexpected second hello from the control plane");
+                continue;
             }
             Err(_) => return,
+        };
+        let received = Instant::now();
+        let generation = payload.generation;
+        let compiled = if delta {
+            let previous = slot.current();
+            match payload.decode::<DecodedDelta>() {
+                Ok(d) if d.base != previous.table.generation => {
+                    tracing::info!(
+                        generation,
+                        base = d.base,
+                        serving = previous.table.generation,
+                        "a delta on a table not served here; asking for the whole table"
+                    );
+                    let _ = reply.send(DataToControl::NeedFull { generation });
+                    continue;
+                }
+                Ok(d) => compiler.compile_delta(d, &previous.table),
+                Err(e) => Err(e),
+            }
+        } else {
+            payload
+                .decode::<DecodedSpec>()
+                .and_then(|spec| compiler.compile(spec))
+        };
+        // The shared memory is let go after the table is live and acknowledged.
+        let _later = payload;
+        match compiled {
+            Ok((published, probes)) => {
+                let routers = published.table.routers_len();
+                retire(slot.publish(published));
+                if let Some(h) = &compiler.health {
+                    h.apply(probes);
+                }
+                *last_generation = generation;
+                let apply_micros = received.elapsed().as_micros() as u64;
+                tracing::info!(
+                    generation,
+                    routers,
+                    apply_micros,
+                    delta,
+                    "configuration applied"
+                );
+                let _ = reply.send(DataToControl::Ack {
+                    generation,
+                    apply_micros,
+                });
+            }
+            Err(e) => {
+                tracing::error!(generation, error = %e, "configuration refused; keeping the last one");
+                let _ = reply.send(DataToControl::Nack {
+                    generation,
+                    error: e.to_string(),
+                });
+            }
         }
     }
 }
@@ -438,21 +464,140 @@ impl Compiler {
     fn compile(&self, spec: DecodedSpec) -> Result<(Published, Probes), String> {
         let tls = crate::tls::build(&spec.tls, &spec.acme.tls_alpn, &self.generated)
             .map_err(|e| e.to_string())?;
+        // The spec's names, servers and middlewares move into the table.
+        self.routes(tls, |rules, health_of| {
+            RouteTable::compile_owned(spec, rules, health_of)
+        })
+    }
+
+    /// As [`Compiler::compile`], for a delta on `previous` (the table of its base).
+    fn compile_delta(
+        &self,
+        delta: DecodedDelta,
+        previous: &RouteTable,
+    ) -> Result<(Published, Probes), String> {
+        let tls = crate::tls::build(&delta.tls, &delta.acme.tls_alpn, &self.generated)
+            .map_err(|e| e.to_string())?;
+        self.routes(tls, |rules, health_of| {
+            RouteTable::compile_delta(delta, previous, rules, health_of)
+        })
+    }
+
+    /// Runs `build` with the last table's rules and each health-checked server's flag.
+    fn routes(
+        &self,
+        tls: crate::tls::Acceptors,
+        build: impl FnOnce(&mut RuleCache, HealthOf<'_>) -> Result<RouteTable, TableError>,
+    ) -> Result<(Published, Probes), String> {
         let mut probes = HashMap::new();
         let mut rules = self.rules.borrow_mut();
-        let mut all_up = |_: &str, _: &ServerSpec, _: &HealthCheckSpec| -> HealthFlag {
-            Arc::new(AtomicBool::new(true))
-        };
-        // The spec's names, servers and middlewares move into the table.
         let table = match &self.health {
-            Some(h) => {
-                RouteTable::compile_owned(spec, &mut rules, &mut |service, server, check| {
-                    h.flag_for(&mut probes, service, server, check)
-                })
-            }
-            None => RouteTable::compile_owned(spec, &mut rules, &mut all_up),
+            Some(h) => build(&mut rules, &mut |service, server, check| {
+                h.flag_for(&mut probes, service, server, check)
+            }),
+            None => build(&mut rules, &mut |_, _, _| Arc::new(AtomicBool::new(true))),
         }
         .map_err(|e| e.to_string())?;
         Ok((Published { table, tls }, probes))
+    }
+}
+
+/// Gives each health-checked server of a table its flag: `(service, server, check)`.
+type HealthOf<'a> = &'a mut dyn FnMut(&str, &ServerSpec, &HealthCheckSpec) -> HealthFlag;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ringway_shared::ipc::TablePayload;
+    use ringway_shared::table::{
+        LoadBalancerSpec, RouterDef, RouterSpec, ServiceId, ServiceKind, ServiceSpec, TableSpec,
+    };
+
+    fn table(generation: u64, routers: usize) -> TableSpec {
+        TableSpec {
+            generation,
+            routers: (0..routers)
+                .map(|i| RouterSpec {
+                    def: Arc::new(RouterDef {
+                        name: format!("r{i}@file"),
+                        entry_points: vec!["web".into()],
+                        rule: format!("Host(`r{i}.test`)"),
+                        priority: 0,
+                        tls: false,
+                        middlewares: Vec::new(),
+                    }),
+                    service: ServiceId(0),
+                })
+                .collect(),
+            services: vec![Arc::new(ServiceSpec {
+                name: "s@file".into(),
+                kind: ServiceKind::LoadBalancer(LoadBalancerSpec {
+                    servers: Vec::new(),
+                    pass_host_header: true,
+                    health_check: None,
+                }),
+            })],
+            ..TableSpec::default()
+        }
+    }
+
+    /// Tables in, answers out, through the link's own loop: a whole table, a delta on it,
+    /// and a delta on a table the data plane never applied (it asks for the whole table and
+    /// keeps serving what it has).
+    #[test]
+    fn deltas_apply_on_their_base_only() {
+        let generated = crate::tls::generate_default().expect("certificate");
+        let tls = crate::tls::build(&Default::default(), &[], &generated).expect("tls");
+        let slot = TableSlot::new(Published {
+            table: RouteTable::empty(),
+            tls,
+        });
+        let compiler = Compiler {
+            generated,
+            health: None,
+            rules: Default::default(),
+        };
+        let (to_data, from_control) = ipc_channel::ipc::channel().expect("channel");
+        let (reply, answers) = ipc_channel::ipc::channel().expect("channel");
+
+        let first = table(1, 3);
+        let mut second = first.clone();
+        second.generation = 2;
+        second.routers.push(table(0, 4).routers.pop().expect("r3"));
+        let mut stale = second.clone();
+        stale.generation = 9;
+        let mut buffer = Vec::new();
+        let sends = [
+            ControlToData::Table(TablePayload::encode(&first).expect("encodes")),
+            ControlToData::Delta(
+                TablePayload::encode_delta(&first, &second, &mut buffer).expect("encodes"),
+            ),
+            // Based on generation 9, which the data plane never had.
+            ControlToData::Delta({
+                let mut next = stale.clone();
+                next.generation = 10;
+                TablePayload::encode_delta(&stale, &next, &mut buffer).expect("encodes")
+            }),
+        ];
+        for m in sends {
+            to_data.send(m).expect("sends");
+        }
+        drop(to_data);
+        let mut last = 0;
+        receive_tables(&from_control, &reply, &slot, &compiler, &mut last);
+
+        let got: Vec<String> = (0..3)
+            .map(|_| match answers.recv().expect("answer") {
+                DataToControl::Ack { generation, .. } => format!("ack {generation}"),
+                DataToControl::NeedFull { generation } => format!("need full {generation}"),
+                other => format!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(got, ["ack 1", "ack 2", "need full 10"]);
+        assert_eq!(last, 2);
+        let live = slot.current();
+        assert_eq!(live.table.generation, 2);
+        assert_eq!(live.table.routers_len(), 4);
+        assert_eq!(&*live.table.router(3).expect("r3").name, "r3@file");
     }
 }

@@ -515,7 +515,7 @@ async fn route_request<C: Downstream>(
         obs.route = Some((snap.clone(), index));
     }
     let mut retry = None;
-    for m in &router.middlewares {
+    for m in router.middlewares.iter() {
         match m {
             MiddlewareSpec::RedirectScheme(spec) => {
                 if let Some(bytes) = redirect::response(rbuf, head, spec, client.is_tls()) {

@@ -46,6 +46,11 @@ impl TableSlot {
     pub fn generation(&self) -> u64 {
         self.generation.load(Ordering::Acquire)
     }
+
+    /// The table every worker uses for its next request.
+    pub fn current(&self) -> Arc<Published> {
+        self.table.load_full()
+    }
 }
 
 /// A table as one worker sees it, with that worker's load-balancer state.

@@ -10,7 +10,7 @@ use ipc_channel::ipc::{IpcSender, IpcSharedMemory};
 use serde::{Deserialize, Serialize};
 
 /// Bumped when a message changes incompatibly.
-pub const PROTOCOL_VERSION: u32 = 3;
+pub const PROTOCOL_VERSION: u32 = 4;
 
 /// Environment variable holding the one-shot server name for the control plane to connect to.
 pub const SERVER_ENV: &str = "RINGWAY_IPC_SERVER";
@@ -31,6 +31,9 @@ pub enum ControlToData {
     },
     /// A full routing table; replaces the previous one atomically on every worker.
     Table(TablePayload),
+    /// A table as a change to the one before it ([`crate::table::DecodedDelta`]); the data
+    /// plane answers [`DataToControl::NeedFull`] when it does not hold that one.
+    Delta(TablePayload),
 }
 
 /// Data plane → control plane.
@@ -47,6 +50,9 @@ pub enum DataToControl {
     },
     /// The table of this generation was refused; the previous one keeps serving.
     Nack { generation: u64, error: String },
+    /// The delta of this generation is based on a table the data plane does not serve (the
+    /// base was refused, or the data plane was restarted): send the whole table.
+    NeedFull { generation: u64 },
     /// The data plane is shutting down; the control plane exits.
     Shutdown,
     /// Request counters (cumulative, summed over workers) and servers' health, every second
@@ -84,6 +90,22 @@ impl TablePayload {
             buffer.shrink_to(buffer.len());
         }
         Ok(payload)
+    }
+
+    /// `spec` as a change to `base` (see [`crate::table::Delta`]), through `buffer` as
+    /// [`TablePayload::encode_with`].
+    pub fn encode_delta(
+        base: &TableSpec,
+        spec: &TableSpec,
+        buffer: &mut Vec<u8>,
+    ) -> Result<TablePayload, String> {
+        buffer.clear();
+        bincode::serialize_into(&mut *buffer, &crate::table::Delta::new(base, spec))
+            .map_err(|e| format!("cannot encode the table: {e}"))?;
+        Ok(TablePayload {
+            generation: spec.generation,
+            bytes: IpcSharedMemory::from_bytes(buffer),
+        })
     }
 
     /// The table as a [`TableSpec`], or as the data plane's [`DecodedSpec`] (same encoding).

@@ -67,7 +67,7 @@ impl IndexedRule {
 pub struct IndexEntry {
     pub rule: Arc<IndexedRule>,
     pub priority: i64,
-    pub name: String,
+    pub name: Arc<str>,
     /// The caller's value for this router, returned by [`RouterIndex::find`].
     pub value: u32,
 }
@@ -81,7 +81,7 @@ impl RouterIndex {
         let mut compiled = Vec::with_capacity(routers.len());
         for (expr, priority, name, value) in routers {
             match IndexedRule::new(&expr) {
-                Ok(rule) => compiled.push((Arc::new(rule), priority, name, value)),
+                Ok(rule) => compiled.push((Arc::new(rule), priority, Arc::from(name), value)),
                 Err(e) => return Err((name, e)),
             }
         }
@@ -90,7 +90,7 @@ impl RouterIndex {
 
     /// Indexes routers whose rules are compiled already, given as `(rule, priority, name,
     /// value)`.
-    pub fn build_compiled(routers: Vec<(Arc<IndexedRule>, i64, String, u32)>) -> RouterIndex {
+    pub fn build_compiled(routers: Vec<(Arc<IndexedRule>, i64, Arc<str>, u32)>) -> RouterIndex {
         let mut entries: Vec<IndexEntry> = routers
             .into_iter()
             .map(|(rule, priority, name, value)| IndexEntry {
@@ -177,8 +177,9 @@ impl RouterIndex {
             .entries
             .iter()
             .map(|e| {
+                // The name is the router's (shared); counted here, where it used to be a copy.
                 size_of::<IndexEntry>()
-                    + e.name.capacity()
+                    + e.name.len()
                     + size_of::<IndexedRule>()
                     + 2 * size_of::<usize>() // the Arc's counts
                     + e.rule.heap_bytes()

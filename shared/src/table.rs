@@ -5,6 +5,9 @@
 //! spec into an immutable [`RouteTable`] off its workers and publishes it to all of them.
 
 mod compiled;
+mod delta;
+
+pub use delta::{DecodedDelta, Delta, RouterItem, ServiceItem};
 
 pub use compiled::{
     AcmeHttp, CompiledRouter, CompiledService, EntryRoutes, HealthFlag, RouteTable, RuleCache,

@@ -64,7 +64,7 @@ fn orders_by_priority_then_name_then_input() {
     let names: Vec<_> = idx
         .entries()
         .iter()
-        .map(|e| (e.priority, e.name.as_str(), e.value))
+        .map(|e| (e.priority, &*e.name, e.value))
         .collect();
     assert_eq!(
         names,

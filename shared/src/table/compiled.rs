@@ -1,9 +1,11 @@
 //! The compiled, immutable routing table the workers match requests against.
 
+use super::delta::{DecodedDelta, RouterItem, ServiceItem};
 use super::TcpTls;
 use super::{
-    DecodedRouter, DecodedSpec, HealthCheckSpec, InternalService, ServerSpec, ServiceId,
-    ServiceKind, TableSpec,
+    AcmeChallengesSpec, DecodedRouter, DecodedSpec, HealthCheckSpec, InternalService,
+    MiddlewareSpec, ServerSpec, ServiceId, ServiceKind, ServiceSpec, TableSpec, TcpRouterSpec,
+    TcpServiceSpec,
 };
 use crate::router_index::{IndexedRule, RouterIndex};
 use crate::rule::{self, RequestView};
@@ -18,8 +20,9 @@ use std::sync::Arc;
 pub struct RouteTable {
     pub generation: u64,
     entry_points: HashMap<String, EntryRoutes>,
-    routers: Vec<CompiledRouter>,
-    services: Vec<CompiledService>,
+    /// Shared with the next table where it reuses them (a delta, see [`RouteTable::compile_delta`]).
+    routers: Vec<Arc<CompiledRouter>>,
+    services: Vec<Arc<CompiledService>>,
     tcp_entry_points: HashMap<String, TcpEntryRoutes>,
     tcp_services: Vec<super::TcpServiceSpec>,
     acme_http: Option<Box<AcmeHttp>>,
@@ -105,9 +108,17 @@ pub struct EntryRoutes {
 
 #[derive(Debug)]
 pub struct CompiledRouter {
-    pub name: String,
+    pub name: Arc<str>,
     pub service: ServiceId,
-    pub middlewares: Vec<super::MiddlewareSpec>,
+    pub middlewares: Arc<[MiddlewareSpec]>,
+    /// What indexing the router again takes when a later table reuses it: shared, so that a
+    /// reused router costs no allocation.
+    rule: Arc<IndexedRule>,
+    /// The rule's text: the [`RuleCache`]'s key (shared with it).
+    rule_text: Arc<str>,
+    priority: i64,
+    tls: bool,
+    entry_points: Arc<[String]>,
 }
 
 /// Whether a health-checked server is up: written by the health checker when the state
@@ -150,6 +161,12 @@ pub enum TableError {
     },
     #[error("service {service}: child service index {child} out of range")]
     ChildIndex { service: String, child: u32 },
+    #[error("delta: {what} {index} of the previous table out of range ({len})")]
+    Reuse {
+        what: &'static str,
+        index: u32,
+        len: usize,
+    },
 }
 
 impl RouteTable {
@@ -190,111 +207,68 @@ impl RouteTable {
     /// into the table instead of being copied (the data plane's path: it decodes a spec for
     /// each table and has no other use for it).
     pub fn compile_owned(
-        mut spec: DecodedSpec,
+        spec: DecodedSpec,
         cache: &mut RuleCache,
         health_of: &mut dyn FnMut(&str, &ServerSpec, &HealthCheckSpec) -> HealthFlag,
     ) -> Result<RouteTable, TableError> {
-        let services_len = spec.services.len();
-        let mut services = Vec::with_capacity(services_len);
-        for s in std::mem::take(&mut spec.services) {
-            services.push(match s.kind {
-                ServiceKind::LoadBalancer(lb) => CompiledService::LoadBalancer {
-                    weights: lb.servers.iter().map(|srv| srv.weight).collect(),
-                    health: match &lb.health_check {
-                        Some(check) => lb
-                            .servers
-                            .iter()
-                            .map(|srv| health_of(&s.name, srv, check))
-                            .collect(),
-                        None => Box::default(),
-                    },
-                    name: s.name,
-                    servers: lb.servers,
-                    pass_host_header: lb.pass_host_header,
-                },
-                ServiceKind::Weighted(children) => {
-                    for c in &children {
-                        if c.service.0 as usize >= services_len {
-                            return Err(TableError::ChildIndex {
-                                service: s.name,
-                                child: c.service.0,
-                            });
-                        }
-                    }
-                    CompiledService::Weighted {
-                        name: s.name,
-                        children: children.iter().map(|c| c.service).collect(),
-                        weights: children.iter().map(|c| c.weight).collect(),
-                    }
-                }
-                ServiceKind::Internal(kind) => CompiledService::Internal { name: s.name, kind },
-            });
-        }
-
-        let mut per_ep: HashMap<String, (Vec<IndexInput>, Vec<IndexInput>)> = HashMap::new();
-        let mut routers = Vec::with_capacity(spec.routers.len());
-        let mut rules = RuleCache::with_capacity(spec.routers.len());
-        for (i, DecodedRouter { def: r, service }) in
-            std::mem::take(&mut spec.routers).into_iter().enumerate()
-        {
-            if service.0 as usize >= services_len {
-                return Err(TableError::ServiceIndex {
-                    router: r.name,
-                    service: service.0,
-                    len: services_len,
-                });
-            }
-            let rule = match rules.get_or_compile(&r.rule, cache) {
-                Ok(rule) => rule,
-                Err(source) => {
-                    return Err(TableError::Rule {
-                        router: r.name,
-                        source,
-                    })
-                }
-            };
-            for ep in r.entry_points {
-                let lists = match per_ep.get_mut(&ep) {
-                    Some(lists) => lists,
-                    None => per_ep.entry(ep).or_default(),
-                };
-                let list = if r.tls { &mut lists.1 } else { &mut lists.0 };
-                list.push((rule.clone(), r.priority, r.name.clone(), i as u32));
-            }
-            routers.push(CompiledRouter {
-                name: r.name,
-                service,
-                middlewares: r.middlewares,
-            });
-        }
-        let mut entry_points = HashMap::with_capacity(per_ep.len());
-        for (ep, (plain, tls)) in per_ep {
-            let plain = RouterIndex::build_compiled(plain);
-            let tls = RouterIndex::build_compiled(tls);
-            entry_points.insert(ep, EntryRoutes { plain, tls });
-        }
-        let (tcp_entry_points, tcp_services) = compile_tcp(&spec)?;
-        *cache = rules;
-        let acme = &spec.acme;
-        let acme_http = (!acme.http_entry_points.is_empty()).then(|| {
-            Box::new(AcmeHttp {
-                entry_points: acme.http_entry_points.clone(),
-                answers: acme
-                    .http
-                    .iter()
-                    .map(|c| (c.token.clone(), c.key_authorization.clone()))
-                    .collect(),
-            })
-        });
-        Ok(RouteTable {
-            generation: spec.generation,
-            entry_points,
+        let DecodedSpec {
+            generation,
             routers,
             services,
-            tcp_entry_points,
+            tls: _,
+            tcp_routers,
             tcp_services,
-            acme_http,
-        })
+            acme,
+        } = spec;
+        let parts = Parts {
+            generation,
+            tcp_routers,
+            tcp_services,
+            acme,
+        };
+        let services = services.into_iter().map(ServiceSource::Spec);
+        let routers = routers.into_iter().map(RouterItem::New);
+        build(parts, services, routers, None, cache, health_of)
+    }
+
+    /// The table of a delta: what it marks as unchanged is taken from `previous` (the table
+    /// of its base generation) and shared with it, the rest compiled as
+    /// [`RouteTable::compile_owned`] does. At 10,000 routers with one changed, this is what
+    /// makes a reload cost the change instead of the table.
+    pub fn compile_delta(
+        delta: DecodedDelta,
+        previous: &RouteTable,
+        cache: &mut RuleCache,
+        health_of: &mut dyn FnMut(&str, &ServerSpec, &HealthCheckSpec) -> HealthFlag,
+    ) -> Result<RouteTable, TableError> {
+        let DecodedDelta {
+            generation,
+            base: _,
+            routers,
+            services,
+            tls: _,
+            tcp_routers,
+            tcp_services,
+            acme,
+        } = delta;
+        let parts = Parts {
+            generation,
+            tcp_routers,
+            tcp_services,
+            acme,
+        };
+        let services = services.into_iter().map(|s| match s {
+            ServiceItem::New(s) => ServiceSource::Spec(*s),
+            ServiceItem::Same(i) => ServiceSource::Previous(i),
+        });
+        build(
+            parts,
+            services,
+            routers.into_iter(),
+            Some(previous),
+            cache,
+            health_of,
+        )
     }
 
     /// The http-01 challenge answers, when a resolver uses http-01.
@@ -325,11 +299,11 @@ impl RouteTable {
     }
 
     pub fn router(&self, index: u32) -> Option<&CompiledRouter> {
-        self.routers.get(index as usize)
+        self.routers.get(index as usize).map(|r| &**r)
     }
 
     pub fn service(&self, id: ServiceId) -> Option<&CompiledService> {
-        self.services.get(id.0 as usize)
+        self.services.get(id.0 as usize).map(|s| &**s)
     }
 
     pub fn services_len(&self) -> usize {
@@ -341,7 +315,213 @@ impl RouteTable {
     }
 }
 
-type IndexInput = (Arc<IndexedRule>, i64, String, u32);
+type IndexInput = (Arc<IndexedRule>, i64, Arc<str>, u32);
+
+/// A service of a table being built: its spec, or its index in the previous table.
+// Passed one at a time through an iterator, never stored: boxing the spec would cost an
+// allocation per service of a whole table.
+#[allow(clippy::large_enum_variant)]
+enum ServiceSource {
+    Spec(ServiceSpec),
+    Previous(u32),
+}
+
+/// What a table has besides its HTTP routers and services.
+struct Parts {
+    generation: u64,
+    tcp_routers: Vec<TcpRouterSpec>,
+    tcp_services: Vec<TcpServiceSpec>,
+    acme: AcmeChallengesSpec,
+}
+
+/// Builds a table from its services and routers, each given whole or (with `previous`, the
+/// table a delta is based on) as an index into the previous table's.
+fn build(
+    parts: Parts,
+    services: impl ExactSizeIterator<Item = ServiceSource>,
+    routers: impl ExactSizeIterator<Item = RouterItem>,
+    previous: Option<&RouteTable>,
+    cache: &mut RuleCache,
+    health_of: &mut dyn FnMut(&str, &ServerSpec, &HealthCheckSpec) -> HealthFlag,
+) -> Result<RouteTable, TableError> {
+    let reuse = |what: &'static str, index: u32, len: usize| TableError::Reuse { what, index, len };
+    let services_len = services.len();
+    let mut compiled_services = Vec::with_capacity(services_len);
+    for item in services {
+        compiled_services.push(match item {
+            ServiceSource::Spec(s) => Arc::new(compile_service(s, services_len, health_of)?),
+            ServiceSource::Previous(i) => {
+                let prev = previous.map_or(&[][..], |p| &p.services[..]);
+                prev.get(i as usize)
+                    .ok_or_else(|| reuse("service", i, prev.len()))?
+                    .clone()
+            }
+        });
+    }
+
+    let mut per_ep: HashMap<String, (Vec<IndexInput>, Vec<IndexInput>)> = HashMap::new();
+    let mut compiled_routers = Vec::with_capacity(routers.len());
+    let mut rules = RuleCache::with_capacity(routers.len());
+    for (i, item) in routers.enumerate() {
+        let router = match item {
+            RouterItem::New(DecodedRouter { def: r, service }) => {
+                let (rule_text, rule) = match rules.get_or_compile(&r.rule, cache) {
+                    Ok(found) => found,
+                    Err(source) => {
+                        return Err(TableError::Rule {
+                            router: r.name,
+                            source,
+                        })
+                    }
+                };
+                Arc::new(CompiledRouter {
+                    name: Arc::from(r.name),
+                    service,
+                    middlewares: Arc::from(r.middlewares),
+                    rule,
+                    rule_text,
+                    priority: r.priority,
+                    tls: r.tls,
+                    entry_points: Arc::from(r.entry_points),
+                })
+            }
+            RouterItem::Same {
+                previous: j,
+                service,
+            } => {
+                let prev = previous.map_or(&[][..], |p| &p.routers[..]);
+                let r = prev
+                    .get(j as usize)
+                    .ok_or_else(|| reuse("router", j, prev.len()))?;
+                // The rule stays cached for the next table as if compiled for this one.
+                rules.keep(&r.rule_text, &r.rule);
+                if r.service == service {
+                    r.clone()
+                } else {
+                    // Its service moved (one was added or removed before it).
+                    Arc::new(CompiledRouter {
+                        service,
+                        ..CompiledRouter::clone(r)
+                    })
+                }
+            }
+        };
+        if router.service.0 as usize >= services_len {
+            return Err(TableError::ServiceIndex {
+                router: router.name.to_string(),
+                service: router.service.0,
+                len: services_len,
+            });
+        }
+        for ep in router.entry_points.iter() {
+            let lists = match per_ep.get_mut(ep) {
+                Some(lists) => lists,
+                None => per_ep.entry(ep.clone()).or_default(),
+            };
+            let list = if router.tls {
+                &mut lists.1
+            } else {
+                &mut lists.0
+            };
+            list.push((
+                router.rule.clone(),
+                router.priority,
+                router.name.clone(),
+                i as u32,
+            ));
+        }
+        compiled_routers.push(router);
+    }
+    let mut entry_points = HashMap::with_capacity(per_ep.len());
+    for (ep, (plain, tls)) in per_ep {
+        let plain = RouterIndex::build_compiled(plain);
+        let tls = RouterIndex::build_compiled(tls);
+        entry_points.insert(ep, EntryRoutes { plain, tls });
+    }
+    let Parts {
+        generation,
+        tcp_routers,
+        tcp_services,
+        acme,
+    } = parts;
+    let tcp_entry_points = compile_tcp(&tcp_routers, &tcp_services)?;
+    *cache = rules;
+    let acme_http = (!acme.http_entry_points.is_empty()).then(|| {
+        Box::new(AcmeHttp {
+            answers: acme
+                .http
+                .into_iter()
+                .map(|c| (c.token, c.key_authorization))
+                .collect(),
+            entry_points: acme.http_entry_points,
+        })
+    });
+    Ok(RouteTable {
+        generation,
+        entry_points,
+        routers: compiled_routers,
+        services: compiled_services,
+        tcp_entry_points,
+        tcp_services,
+        acme_http,
+    })
+}
+
+/// A service of a table with `services_len` services.
+fn compile_service(
+    s: ServiceSpec,
+    services_len: usize,
+    health_of: &mut dyn FnMut(&str, &ServerSpec, &HealthCheckSpec) -> HealthFlag,
+) -> Result<CompiledService, TableError> {
+    Ok(match s.kind {
+        ServiceKind::LoadBalancer(lb) => CompiledService::LoadBalancer {
+            weights: lb.servers.iter().map(|srv| srv.weight).collect(),
+            health: match &lb.health_check {
+                Some(check) => lb
+                    .servers
+                    .iter()
+                    .map(|srv| health_of(&s.name, srv, check))
+                    .collect(),
+                None => Box::default(),
+            },
+            name: s.name,
+            servers: lb.servers,
+            pass_host_header: lb.pass_host_header,
+        },
+        ServiceKind::Weighted(children) => {
+            for c in &children {
+                if c.service.0 as usize >= services_len {
+                    return Err(TableError::ChildIndex {
+                        service: s.name,
+                        child: c.service.0,
+                    });
+                }
+            }
+            CompiledService::Weighted {
+                name: s.name,
+                children: children.iter().map(|c| c.service).collect(),
+                weights: children.iter().map(|c| c.weight).collect(),
+            }
+        }
+        ServiceKind::Internal(kind) => CompiledService::Internal { name: s.name, kind },
+    })
+}
+
+impl Clone for CompiledRouter {
+    /// Shares everything: one reference count each.
+    fn clone(&self) -> CompiledRouter {
+        CompiledRouter {
+            name: self.name.clone(),
+            service: self.service,
+            middlewares: self.middlewares.clone(),
+            rule: self.rule.clone(),
+            rule_text: self.rule_text.clone(),
+            priority: self.priority,
+            tls: self.tls,
+            entry_points: self.entry_points.clone(),
+        }
+    }
+}
 
 /// HTTP rules compiled for a table, by rule text. The data plane keeps the last table's, so
 /// that a reload compiles only the rules that are new (at 10,000 routers, parsing and
@@ -365,9 +545,9 @@ impl RuleCache {
         &mut self,
         text: &str,
         previous: &RuleCache,
-    ) -> Result<Arc<IndexedRule>, rule::RuleError> {
-        if let Some(rule) = self.rules.get(text) {
-            return Ok(rule.clone());
+    ) -> Result<(Arc<str>, Arc<IndexedRule>), rule::RuleError> {
+        if let Some((key, rule)) = self.rules.get_key_value(text) {
+            return Ok((key.clone(), rule.clone()));
         }
         let (key, rule) = match previous.rules.get_key_value(text) {
             Some((key, rule)) => (key.clone(), rule.clone()),
@@ -376,8 +556,13 @@ impl RuleCache {
                 Arc::new(IndexedRule::new(&rule::parse(text)?)?),
             ),
         };
-        self.rules.insert(key, rule.clone());
-        Ok(rule)
+        self.rules.insert(key.clone(), rule.clone());
+        Ok((key, rule))
+    }
+
+    /// Keeps an already compiled rule (a reused router's) for the next table.
+    fn keep(&mut self, text: &Arc<str>, rule: &Arc<IndexedRule>) {
+        self.rules.insert(text.clone(), rule.clone());
     }
 
     pub fn len(&self) -> usize {
@@ -389,11 +574,12 @@ impl RuleCache {
     }
 }
 
-type TcpCompiled = (HashMap<String, TcpEntryRoutes>, Vec<super::TcpServiceSpec>);
-
-fn compile_tcp(spec: &DecodedSpec) -> Result<TcpCompiled, TableError> {
-    let len = spec.tcp_services.len();
-    for s in &spec.tcp_services {
+fn compile_tcp(
+    tcp_routers: &[TcpRouterSpec],
+    tcp_services: &[TcpServiceSpec],
+) -> Result<HashMap<String, TcpEntryRoutes>, TableError> {
+    let len = tcp_services.len();
+    for s in tcp_services {
         if let super::TcpServiceKind::Weighted(children) = &s.kind {
             if let Some((child, _)) = children.iter().find(|(c, _)| *c as usize >= len) {
                 return Err(TableError::ChildIndex {
@@ -403,7 +589,7 @@ fn compile_tcp(spec: &DecodedSpec) -> Result<TcpCompiled, TableError> {
             }
         }
     }
-    let mut order: Vec<&super::TcpRouterSpec> = spec.tcp_routers.iter().collect();
+    let mut order: Vec<&TcpRouterSpec> = tcp_routers.iter().collect();
     order.sort_by(|a, b| {
         b.priority
             .cmp(&a.priority)
@@ -433,7 +619,7 @@ fn compile_tcp(spec: &DecodedSpec) -> Result<TcpCompiled, TableError> {
             });
         }
     }
-    Ok((eps, spec.tcp_services.clone()))
+    Ok(eps)
 }
 
 impl CompiledService {
@@ -480,6 +666,49 @@ impl EntryRoutes {
         } else {
             self.plain.find(req)
         }
+    }
+}
+
+#[cfg(test)]
+impl RouteTable {
+    /// Everything a worker can see of the table, in a stable order, for tests that require
+    /// two tables to be the same.
+    pub(super) fn describe(&self) -> String {
+        use std::fmt::Write;
+        let mut out = format!("generation {}\n", self.generation);
+        for (i, r) in self.routers.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "router {i} {} service {} priority {} tls {} eps {:?} rule {} mw {:?}",
+                r.name, r.service.0, r.priority, r.tls, r.entry_points, r.rule_text, r.middlewares
+            );
+        }
+        for (i, s) in self.services.iter().enumerate() {
+            let _ = writeln!(out, "service {i} {s:?}");
+        }
+        let mut eps: Vec<_> = self.entry_points.iter().collect();
+        eps.sort_by(|a, b| a.0.cmp(b.0));
+        for (name, routes) in eps {
+            for (kind, index) in [("plain", &routes.plain), ("tls", &routes.tls)] {
+                for e in index.entries() {
+                    let _ = writeln!(
+                        out,
+                        "{name} {kind} {} {} -> {} hosts {:?}",
+                        e.name, e.priority, e.value, e.rule.hosts
+                    );
+                }
+            }
+        }
+        let mut tcp: Vec<_> = self.tcp_entry_points.iter().collect();
+        tcp.sort_by(|a, b| a.0.cmp(b.0));
+        for (name, routes) in tcp {
+            for r in &routes.routes {
+                let _ = writeln!(out, "tcp {name} {} {:?} -> {}", r.name, r.tls, r.service);
+            }
+        }
+        let _ = writeln!(out, "tcp services {:?}", self.tcp_services);
+        let _ = writeln!(out, "acme {:?}", self.acme_http);
+        out
     }
 }
 
@@ -540,7 +769,7 @@ mod tests {
         let second = RouteTable::compile_with(&spec(&[a, b]), &mut cache, up).expect("compiles");
         assert_eq!(cache.len(), 2);
         let web = second.entry_points["web"].plain.entries();
-        let reused = web.iter().find(|e| e.name == "r0@file").expect("r0");
+        let reused = web.iter().find(|e| &*e.name == "r0@file").expect("r0");
         assert!(Arc::ptr_eq(&reused.rule, &rule_of(&first, "web", 0)));
 
         // A table that fails leaves the cache as it was; one without a rule drops it.
