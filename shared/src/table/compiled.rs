@@ -317,6 +317,9 @@ impl RouteTable {
 
 type IndexInput = (Arc<IndexedRule>, i64, Arc<str>, u32);
 
+/// An entry point's plain and TLS routers, before indexing.
+type EntryInputs = (Vec<IndexInput>, Vec<IndexInput>);
+
 /// A service of a table being built: its spec, or its index in the previous table.
 // Passed one at a time through an iterator, never stored: boxing the spec would cost an
 // allocation per service of a whole table.
@@ -359,13 +362,23 @@ fn build(
         });
     }
 
-    let mut per_ep: HashMap<String, (Vec<IndexInput>, Vec<IndexInput>)> = HashMap::new();
+    // Per entry point (a handful: searched, not hashed), the plain and the TLS routers.
+    let mut per_ep: Vec<(String, EntryInputs)> = Vec::new();
     let mut compiled_routers = Vec::with_capacity(routers.len());
-    let mut rules = RuleCache::with_capacity(routers.len());
+    // A whole table's rules make the cache anew (the last table's are looked up in it); a
+    // delta's new rules are added to it, the reused routers' being there already.
+    let mut fresh = previous
+        .is_none()
+        .then(|| RuleCache::with_capacity(routers.len()));
+    let nothing = RuleCache::default();
     for (i, item) in routers.enumerate() {
         let router = match item {
             RouterItem::New(DecodedRouter { def: r, service }) => {
-                let (rule_text, rule) = match rules.get_or_compile(&r.rule, cache) {
+                let found = match &mut fresh {
+                    Some(rules) => rules.get_or_compile(&r.rule, cache),
+                    None => cache.get_or_compile(&r.rule, &nothing),
+                };
+                let (rule_text, rule) = match found {
                     Ok(found) => found,
                     Err(source) => {
                         return Err(TableError::Rule {
@@ -393,8 +406,6 @@ fn build(
                 let r = prev
                     .get(j as usize)
                     .ok_or_else(|| reuse("router", j, prev.len()))?;
-                // The rule stays cached for the next table as if compiled for this one.
-                rules.keep(&r.rule_text, &r.rule);
                 if r.service == service {
                     r.clone()
                 } else {
@@ -414,10 +425,14 @@ fn build(
             });
         }
         for ep in router.entry_points.iter() {
-            let lists = match per_ep.get_mut(ep) {
-                Some(lists) => lists,
-                None => per_ep.entry(ep.clone()).or_default(),
+            let at = match per_ep.iter().position(|(name, _)| name == ep) {
+                Some(at) => at,
+                None => {
+                    per_ep.push((ep.clone(), EntryInputs::default()));
+                    per_ep.len() - 1
+                }
             };
+            let lists = &mut per_ep[at].1;
             let list = if router.tls {
                 &mut lists.1
             } else {
@@ -445,7 +460,19 @@ fn build(
         acme,
     } = parts;
     let tcp_entry_points = compile_tcp(&tcp_routers, &tcp_services)?;
-    *cache = rules;
+    match fresh {
+        Some(rules) => *cache = rules,
+        // Deltas only add: once the cache holds many rules no router uses any more, it is
+        // made anew from this table's.
+        None if cache.len() > 2 * compiled_routers.len() + 1024 => {
+            let mut rules = RuleCache::with_capacity(compiled_routers.len());
+            for r in &compiled_routers {
+                rules.keep(&r.rule_text, &r.rule);
+            }
+            *cache = rules;
+        }
+        None => {}
+    }
     let acme_http = (!acme.http_entry_points.is_empty()).then(|| {
         Box::new(AcmeHttp {
             answers: acme
@@ -560,7 +587,7 @@ impl RuleCache {
         Ok((key, rule))
     }
 
-    /// Keeps an already compiled rule (a reused router's) for the next table.
+    /// Keeps an already compiled rule for the next table.
     fn keep(&mut self, text: &Arc<str>, rule: &Arc<IndexedRule>) {
         self.rules.insert(text.clone(), rule.clone());
     }

@@ -305,6 +305,41 @@ mod tests {
         ));
     }
 
+    /// A delta's new rules join the cache the next whole table looks them up in; once most
+    /// of the cache serves no router, it is made anew.
+    #[test]
+    fn deltas_keep_the_rule_cache_whole_and_bounded() {
+        let a = base();
+        let mut cache = RuleCache::default();
+        let previous = RouteTable::compile_with(&a, &mut cache, &mut up).expect("compiles");
+        assert_eq!(cache.len(), 5);
+        let mut b = a.clone();
+        b.generation = 2;
+        b.routers.push(router("r9", "r9.test", 0, false));
+        let bytes = bincode::serialize(&Delta::new(&a, &b)).expect("encodes");
+        let d = bincode::deserialize(&bytes).expect("decodes");
+        let second = RouteTable::compile_delta(d, &previous, &mut cache, &mut up).expect("ok");
+        assert_eq!(cache.len(), 6);
+
+        let mut many = b.clone();
+        many.generation = 3;
+        for i in 0..1100 {
+            many.routers
+                .push(router(&format!("m{i}"), &format!("m{i}.test"), 0, false));
+        }
+        let bytes = bincode::serialize(&Delta::new(&b, &many)).expect("encodes");
+        let d = bincode::deserialize(&bytes).expect("decodes");
+        let third = RouteTable::compile_delta(d, &second, &mut cache, &mut up).expect("ok");
+        assert_eq!(cache.len(), 1106);
+        let mut few = many.clone();
+        few.generation = 4;
+        few.routers.truncate(1);
+        let bytes = bincode::serialize(&Delta::new(&many, &few)).expect("encodes");
+        let d = bincode::deserialize(&bytes).expect("decodes");
+        RouteTable::compile_delta(d, &third, &mut cache, &mut up).expect("ok");
+        assert_eq!(cache.len(), 1);
+    }
+
     #[test]
     fn a_delta_naming_what_the_previous_table_lacks_is_refused() {
         let a = base();
