@@ -258,10 +258,20 @@ mod tests {
         table: &TableSpec,
         previous: &RouteTable,
     ) -> Result<RouteTable, TableError> {
+        through_delta_with(base, table, previous, &mut RuleCache::default())
+    }
+
+    /// As [`through_delta`], with the rule cache of the previous compile.
+    fn through_delta_with(
+        base: &TableSpec,
+        table: &TableSpec,
+        previous: &RouteTable,
+        cache: &mut RuleCache,
+    ) -> Result<RouteTable, TableError> {
         let bytes = bincode::serialize(&Delta::new(base, table)).expect("encodes");
         let decoded: DecodedDelta = bincode::deserialize(&bytes).expect("decodes");
         assert_eq!(decoded.base, base.generation);
-        RouteTable::compile_delta(decoded, previous, &mut RuleCache::default(), &mut up)
+        RouteTable::compile_delta(decoded, previous, cache, &mut up)
     }
 
     #[test]
@@ -316,9 +326,7 @@ mod tests {
         let mut b = a.clone();
         b.generation = 2;
         b.routers.push(router("r9", "r9.test", 0, false));
-        let bytes = bincode::serialize(&Delta::new(&a, &b)).expect("encodes");
-        let d = bincode::deserialize(&bytes).expect("decodes");
-        let second = RouteTable::compile_delta(d, &previous, &mut cache, &mut up).expect("ok");
+        let second = through_delta_with(&a, &b, &previous, &mut cache).expect("compiles");
         assert_eq!(cache.len(), 6);
 
         let mut many = b.clone();
@@ -327,16 +335,12 @@ mod tests {
             many.routers
                 .push(router(&format!("m{i}"), &format!("m{i}.test"), 0, false));
         }
-        let bytes = bincode::serialize(&Delta::new(&b, &many)).expect("encodes");
-        let d = bincode::deserialize(&bytes).expect("decodes");
-        let third = RouteTable::compile_delta(d, &second, &mut cache, &mut up).expect("ok");
+        let third = through_delta_with(&b, &many, &second, &mut cache).expect("compiles");
         assert_eq!(cache.len(), 1106);
         let mut few = many.clone();
         few.generation = 4;
         few.routers.truncate(1);
-        let bytes = bincode::serialize(&Delta::new(&many, &few)).expect("encodes");
-        let d = bincode::deserialize(&bytes).expect("decodes");
-        RouteTable::compile_delta(d, &third, &mut cache, &mut up).expect("ok");
+        through_delta_with(&many, &few, &third, &mut cache).expect("compiles");
         assert_eq!(cache.len(), 1);
     }
 
