@@ -243,19 +243,16 @@ async fn main_loop(
                     Some(DataToControl::NeedFull { generation: g }) => {
                         sent_times.remove(&g);
                         // Once per base it lacked: later deltas on it are answered the same.
-                        if g > encoder.full {
-                            if let Some(table) = last_sent.take() {
-                                let revision = revisions.remove(&generation);
-                                match send_table(table, (&mut last_sent, &mut retired_tables), &mut generation, &to_data, &mut sent_times, &mut encoder, "the data plane asked for the whole table") {
-                                    Sent::Pushed(g) => {
-                                        if let Some(r) = revision {
-                                            revisions.insert(g, r);
-                                        }
-                                    }
-                                    Sent::Unchanged | Sent::Skipped => {}
-                                    Sent::Gone => return,
+                        let Some(table) = last_sent.take_if(|_| g > encoder.full) else { continue };
+                        let revision = revisions.remove(&generation);
+                        match send_table(table, (&mut last_sent, &mut retired_tables), &mut generation, &to_data, &mut sent_times, &mut encoder, "the data plane asked for the whole table") {
+                            Sent::Pushed(g) => {
+                                if let Some(r) = revision {
+                                    revisions.insert(g, r);
                                 }
                             }
+                            Sent::Unchanged | Sent::Skipped => {}
+                            Sent::Gone => return,
                         }
                     }
                     Some(DataToControl::Nack { generation: g, error }) => {

@@ -78,18 +78,7 @@ impl TablePayload {
     /// 10,000 routers a fresh one grows by doubling to ~2.5 MB, copying and faulting in new
     /// pages at each step, on the way from a change to the data plane.
     pub fn encode_with(spec: &TableSpec, buffer: &mut Vec<u8>) -> Result<TablePayload, String> {
-        buffer.clear();
-        bincode::serialize_into(&mut *buffer, spec)
-            .map_err(|e| format!("cannot encode the table: {e}"))?;
-        let payload = TablePayload {
-            generation: spec.generation,
-            bytes: IpcSharedMemory::from_bytes(buffer),
-        };
-        // A table that shrank a lot does not keep the room of the largest one.
-        if buffer.capacity() > 4 * buffer.len().max(64 * 1024) {
-            buffer.shrink_to(buffer.len());
-        }
-        Ok(payload)
+        TablePayload::encode_value(spec.generation, spec, buffer)
     }
 
     /// `spec` as a change to `base` (see [`crate::table::Delta`]), through `buffer` as
@@ -99,13 +88,28 @@ impl TablePayload {
         spec: &TableSpec,
         buffer: &mut Vec<u8>,
     ) -> Result<TablePayload, String> {
+        let delta = crate::table::Delta::new(base, spec);
+        TablePayload::encode_value(spec.generation, &delta, buffer)
+    }
+
+    fn encode_value(
+        generation: u64,
+        value: &impl Serialize,
+        buffer: &mut Vec<u8>,
+    ) -> Result<TablePayload, String> {
         buffer.clear();
-        bincode::serialize_into(&mut *buffer, &crate::table::Delta::new(base, spec))
+        bincode::serialize_into(&mut *buffer, value)
             .map_err(|e| format!("cannot encode the table: {e}"))?;
-        Ok(TablePayload {
-            generation: spec.generation,
+        let payload = TablePayload {
+            generation,
             bytes: IpcSharedMemory::from_bytes(buffer),
-        })
+        };
+        // A table that shrank a lot (or a delta after a whole table) does not keep the room
+        // of the largest one.
+        if buffer.capacity() > 4 * buffer.len().max(64 * 1024) {
+            buffer.shrink_to(buffer.len());
+        }
+        Ok(payload)
     }
 
     /// The table as a [`TableSpec`], or as the data plane's [`DecodedSpec`] (same encoding).

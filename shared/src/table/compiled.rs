@@ -106,7 +106,8 @@ pub struct EntryRoutes {
     tls: RouterIndex,
 }
 
-#[derive(Debug)]
+/// Cloned by sharing: every field is an `Arc` or a number.
+#[derive(Debug, Clone)]
 pub struct CompiledRouter {
     pub name: Arc<str>,
     pub service: ServiceId,
@@ -532,22 +533,6 @@ fn compile_service(
         }
         ServiceKind::Internal(kind) => CompiledService::Internal { name: s.name, kind },
     })
-}
-
-impl Clone for CompiledRouter {
-    /// Shares everything: one reference count each.
-    fn clone(&self) -> CompiledRouter {
-        CompiledRouter {
-            name: self.name.clone(),
-            service: self.service,
-            middlewares: self.middlewares.clone(),
-            rule: self.rule.clone(),
-            rule_text: self.rule_text.clone(),
-            priority: self.priority,
-            tls: self.tls,
-            entry_points: self.entry_points.clone(),
-        }
-    }
 }
 
 /// HTTP rules compiled for a table, by rule text. The data plane keeps the last table's, so

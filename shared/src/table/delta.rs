@@ -120,7 +120,8 @@ impl<'a> Delta<'a> {
     }
 
     /// How many routers and services travel whole.
-    pub fn new_items(&self) -> (usize, usize) {
+    #[cfg(test)]
+    fn new_items(&self) -> (usize, usize) {
         (
             self.routers
                 .iter()
