@@ -431,3 +431,102 @@ fn router_with_a_missing_service_is_disabled_and_others_keep_working() {
     assert_eq!(p.get("good.test", "/").status, 200);
     assert_eq!(p.get("orphan2.test", "/").status, 404);
 }
+
+/// The last `reparsed_in_part=N` the file provider logged (files reparsed in part so far).
+fn reparsed_in_part(logs: &str) -> usize {
+    logs.lines()
+        .rev()
+        .find_map(|l| l.split("reparsed_in_part=").nth(1))
+        .and_then(|v| v.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// A file of 100 routers laid out as Traefik's documentation does (routers, then services),
+/// rewritten in place: a router re-pointed, a router and its service added far apart, a
+/// router removed. Each rewrite is reparsed only where it changed (the provider says so in its
+/// debug log) and routes as a fresh start would; a rewrite that is not confined to items
+/// (a section of no item added) is parsed whole and routes too.
+#[test]
+fn a_large_file_rewritten_in_places_routes_each_change() {
+    let (a, b, c) = (Origin::start("a"), Origin::start("b"), Origin::start("c"));
+    let routers = |extra: &str, service_of_50: &str, without: Option<usize>| -> String {
+        let mut cfg = String::new();
+        for i in 0..100 {
+            if Some(i) == without {
+                continue;
+            }
+            let service = if i == 50 { service_of_50 } else { "sa" };
+            cfg.push_str(&router(
+                &format!("r{i}"),
+                &format!("Host(`r{i}.test`)"),
+                service,
+            ));
+            cfg.push('\n');
+            if i == 0 {
+                cfg.push_str(extra);
+            }
+        }
+        cfg
+    };
+    let services = |with_c: bool| -> String {
+        let mut cfg = lb_service("sa", &[&a]) + "\n" + &lb_service("sb", &[&b]);
+        if with_c {
+            cfg.push('\n');
+            cfg.push_str(&lb_service("sc", &[&c]));
+        }
+        cfg
+    };
+    let p = Proxy::start(
+        "in-place",
+        &(routers("", "sa", None) + &services(false)),
+        &[THROTTLE],
+    );
+    p.wait_routed("r50.test", "/", "a");
+    let added = router("new", "Host(`new.test`)", "sc") + "\n";
+    // What each rewrite is, what shows it applied (a host answered by an origin, or 404),
+    // and the files reparsed in part so far.
+    let steps: [(&str, String, &str, Option<&str>, usize); 4] = [
+        (
+            "r50 re-pointed",
+            routers("", "sb", None) + &services(false),
+            "r50.test",
+            Some("b"),
+            1,
+        ),
+        (
+            "a router and its service added apart",
+            routers(&added, "sb", None) + &services(true),
+            "new.test",
+            Some("c"),
+            2,
+        ),
+        (
+            "r10 removed",
+            routers(&added, "sb", Some(10)) + &services(true),
+            "r10.test",
+            None,
+            3,
+        ),
+        (
+            "a section of no item added",
+            "[http.routers]\n".to_string() + &routers(&added, "sa", Some(10)) + &services(true),
+            "r50.test",
+            Some("a"),
+            3,
+        ),
+    ];
+    for (what, text, host, origin, reparsed) in steps {
+        p.reconfigure(&text);
+        wait_for_every(CHANGE_DEADLINE, Duration::from_millis(5), || {
+            let r = http_get(p.addr, host, "/").ok()?;
+            match origin {
+                Some(o) => (r.status == 200 && r.origin() == Some(o)).then_some(()),
+                None => (r.status == 404).then_some(()),
+            }
+        })
+        .unwrap_or_else(|| panic!("{what}: not applied\n{}", p.ringway.logs()));
+        assert_eq!(p.get("r99.test", "/").origin(), Some("a"), "{what}");
+        assert_eq!(p.get("r11.test", "/").origin(), Some("a"), "{what}");
+        assert_eq!(reparsed_in_part(&p.ringway.logs()), reparsed, "{what}");
+    }
+}

@@ -5,6 +5,7 @@
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use ringway_controlplane::aggregator::{resolve, resolve_with, Memo, ProviderConfig};
+use ringway_shared::config::reparse::Document;
 use ringway_shared::config::{parse_dynamic, DynamicConfig, Format, StaticConfig};
 use ringway_shared::table::{
     DecodedDelta, DecodedSpec, Delta, HealthCheckSpec, HealthFlag, RouteTable, RuleCache,
@@ -73,6 +74,33 @@ fn stages(c: &mut Criterion) {
             .expect("decodes")
         })
     });
+    // The file provider's first step on a rewrite: reparse only the sections that changed
+    // (one router appended; a router and its service added in two places far apart), and
+    // decode those items on the last configuration.
+    let document = Document::parse(&text, Format::Toml).expect("parses");
+    let appended =
+        format!("{text}[http.routers.probe]\nrule = \"Host(`probe`)\"\nservice = \"s0\"\n");
+    let apart = text.replacen(
+        "[http.routers.r1]",
+        "[http.routers.probe]\nrule = \"Host(`probe`)\"\nservice = \"probe\"\n\n[http.routers.r1]",
+        1,
+    )
+        + "[http.services.probe.loadBalancer]\nservers = [{ url = \"http://127.0.0.1:9000\" }]\n";
+    for (name, new) in [
+        ("reparse_one_appended", &appended),
+        ("reparse_two_apart", &apart),
+    ] {
+        g.bench_function(name, |b| {
+            b.iter_batched(
+                || document.clone(),
+                |mut doc| {
+                    let changes = doc.reparse(&text, black_box(new)).expect("in part");
+                    first.patched("bench.toml", &changes).expect("decodes")
+                },
+                BatchSize::LargeInput,
+            )
+        });
+    }
     let config = parse_dynamic("bench.toml", &text, Format::Toml).expect("parses");
     // The file provider hands the runtime a copy of its cached parse.
     g.bench_function("copy_parsed", |b| b.iter(|| black_box(&config).clone()));

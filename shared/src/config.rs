@@ -11,6 +11,7 @@ pub mod dynamic;
 mod error;
 mod format;
 pub mod node;
+pub mod reparse;
 pub mod static_config;
 mod toml_fast;
 

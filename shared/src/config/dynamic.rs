@@ -13,6 +13,7 @@ mod tests;
 pub use super::format::Format;
 
 use super::node::{from_node_at, join};
+use super::reparse::{ItemChange, ItemSection};
 use super::{ConfigError, ConfigErrors, Node, NodeError};
 use rustc_hash::{FxHashMap, FxHashSet};
 use serde::Deserialize;
@@ -278,6 +279,57 @@ impl DynamicConfig {
         }
     }
 
+    /// This configuration (decoded from `source`) with the items a partial reparse changed
+    /// (see [`Document::reparse`](super::reparse::Document::reparse)): each changed
+    /// item decoded, each gone one removed, everything else shared as it is. What
+    /// [`DynamicConfig::from_node`] gives for the whole new tree.
+    pub fn patched(
+        &self,
+        source: &str,
+        changes: &[ItemChange],
+    ) -> Result<DynamicConfig, ConfigErrors> {
+        let mut cx = Decoder {
+            source,
+            errors: Vec::new(),
+            cfg: self.clone(),
+            previous: None,
+            kept_origins: None,
+            patched: Vec::new(),
+        };
+        for change in changes {
+            let path = format!("http.{}.{}", change.section.key(), change.name);
+            let name = &change.name;
+            let ok = match (&change.node, change.section) {
+                (None, section) => {
+                    let http = &mut cx.cfg.http;
+                    match section {
+                        ItemSection::Routers => drop(http.routers.remove(name)),
+                        ItemSection::Services => drop(http.services.remove(name)),
+                        ItemSection::Middlewares => drop(http.middlewares.remove(name)),
+                    }
+                    false
+                }
+                (Some(item), ItemSection::Routers) => cx.typed(&path, item, |cfg, v| {
+                    cfg.http.routers.insert(name.clone(), Arc::new(v));
+                }),
+                (Some(item), ItemSection::Services) => cx.typed(&path, item, |cfg, v| {
+                    cfg.http.services.insert(name.clone(), Arc::new(v));
+                }),
+                (Some(item), ItemSection::Middlewares) => cx.middleware(&path, name, item),
+            };
+            if ok {
+                cx.cfg.origins.insert(path, source.to_string());
+            } else {
+                cx.cfg.origins.remove(&path);
+            }
+        }
+        if cx.errors.is_empty() {
+            Ok(cx.cfg)
+        } else {
+            Err(ConfigErrors(cx.errors))
+        }
+    }
+
     /// Merges another file's configuration into this one (directory provider). A name defined
     /// in two files with different content is an error naming both; identical definitions
     /// are accepted, as Traefik does.
@@ -390,16 +442,7 @@ impl<'a> Decoder<'a> {
                     "services" => self.typed(&item_path, item, |cfg, v| {
                         cfg.http.services.insert(name.clone(), Arc::new(v));
                     }),
-                    "middlewares" => match middleware_from_node(item, &item_path) {
-                        Ok(m) => {
-                            self.cfg.http.middlewares.insert(name.clone(), m);
-                            true
-                        }
-                        Err(e) => {
-                            self.node_error(e);
-                            false
-                        }
-                    },
+                    "middlewares" => self.middleware(&item_path, name, item),
                     "serversTransports" => {
                         self.cfg
                             .http
@@ -507,6 +550,19 @@ impl<'a> Decoder<'a> {
             }
         }
         true
+    }
+
+    fn middleware(&mut self, path: &str, name: &str, node: &Node) -> bool {
+        match middleware_from_node(node, path) {
+            Ok(m) => {
+                self.cfg.http.middlewares.insert(name.to_string(), m);
+                true
+            }
+            Err(e) => {
+                self.node_error(e);
+                false
+            }
+        }
     }
 
     fn typed<T: for<'de> Deserialize<'de>>(

@@ -1,5 +1,6 @@
 //! Configuration file formats (TOML, YAML) and their decoding into a [`Node`] tree.
 
+use super::toml_fast::Outline;
 use crate::config::Node;
 use std::path::Path;
 
@@ -25,22 +26,37 @@ impl Format {
 
     /// Parses a document into a tree; the error is a one-line message with line and column.
     pub fn parse_tree(self, text: &str) -> Result<Node, String> {
+        self.parse_tree_with(text, false).map(|(tree, _)| tree)
+    }
+
+    /// As [`Format::parse_tree`], with the outline of a TOML document that the fast parser
+    /// took (when `outline`).
+    pub(crate) fn parse_tree_with(
+        self,
+        text: &str,
+        outline: bool,
+    ) -> Result<(Node, Option<Outline>), String> {
         match self {
             Format::Toml => {
+                if outline {
+                    if let Some((node, outline)) = super::toml_fast::parse_outlined(text) {
+                        return Ok((node, Some(outline)));
+                    }
+                }
                 // Three paths, fastest first. Our own single-pass parser builds the nodes
                 // directly (a 10,000-router file: ~6x faster than `toml`); it declines
                 // anything it is unsure `toml` accepts as is (datetimes, errors). Then
                 // `toml`'s borrowed tree straight into nodes, without `toml::Value`s. Anything
                 // that does not take either (a syntax error, an integer out of range) goes
                 // the slow way, which words the error.
-                if let Some(node) = super::toml_fast::parse(text) {
-                    return Ok(node);
+                if let Some(node) = super::toml_fast::parse(text).filter(|_| !outline) {
+                    return Ok((node, None));
                 }
                 if let Some(node) = toml::de::DeTable::parse(text)
                     .ok()
                     .and_then(|t| Node::from_toml_table(t.get_ref()))
                 {
-                    return Ok(node);
+                    return Ok((node, None));
                 }
                 let value: toml::Table = toml::from_str(text).map_err(|e| {
                     let at = e
@@ -52,11 +68,11 @@ impl Format {
                         .unwrap_or_default();
                     format!("TOML syntax error{at}: {}", e.message().trim())
                 })?;
-                Ok(Node::from_toml(&toml::Value::Table(value)))
+                Ok((Node::from_toml(&toml::Value::Table(value)), None))
             }
             Format::Yaml => {
                 if text.trim().is_empty() {
-                    return Ok(Node::empty());
+                    return Ok((Node::empty(), None));
                 }
                 let mut value: serde_norway::Value = serde_norway::from_str(text).map_err(|e| {
                     let at = e
@@ -72,8 +88,8 @@ impl Format {
                     .apply_merge()
                     .map_err(|e| format!("YAML merge key error: {e}"))?;
                 match value {
-                    serde_norway::Value::Null => Ok(Node::empty()),
-                    v => Ok(Node::from_yaml(&v)),
+                    serde_norway::Value::Null => Ok((Node::empty(), None)),
+                    v => Ok((Node::from_yaml(&v), None)),
                 }
             }
         }

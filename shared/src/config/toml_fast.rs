@@ -51,6 +51,50 @@ pub(crate) fn parse(text: &str) -> Option<Node> {
     Some(parser.build(ROOT))
 }
 
+/// As [`parse`], with the document's [`Outline`].
+pub(crate) fn parse_outlined(text: &str) -> Option<(Node, Outline)> {
+    u32::try_from(text.len()).ok()?;
+    let mut parser = Parser::new(text);
+    parser.outline = Some(Outline::default());
+    parser.document()?;
+    let mut outline = parser.outline.take()?;
+    outline.ids = parser.tables.len() as u32;
+    Some((parser.build(ROOT), outline))
+}
+
+/// Where a document's sections start and which named item each belongs to, for reparsing
+/// only what an edit of the text touched (see [`crate::config::reparse`]).
+///
+/// An *item* is what a header's first three keys name (`http.routers.web` for
+/// `[http.routers.web]` and `[http.routers.web.tls]`); a section is an item's when its header
+/// has three keys or more (and is not an array of tables of three keys).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Outline {
+    /// Each header's line start, in order.
+    pub starts: Vec<u32>,
+    /// Each header's item, an id unique to it in this document (the item's table in the
+    /// parse), or [`NONE`] for a section of no item (`[http.routers]`).
+    pub items: Vec<u32>,
+    /// Ids below this are taken.
+    pub ids: u32,
+    /// Whether a key/value outside the items' sections sets something under `http`
+    /// (`[http.routers]` then `web.rule = …`, or an `http = {…}` inline table): then an
+    /// item's content is not all in its own sections.
+    pub loose: bool,
+    /// Whether a key/value comes before the first header.
+    pub root_keys: bool,
+}
+
+/// What an outlined parse knows of the section being parsed.
+#[derive(Clone, Copy)]
+struct SectionShape {
+    /// Keys of its header (0 for the root).
+    keys: usize,
+    /// Its header's first key is `http` (any case).
+    http: bool,
+    item: bool,
+}
+
 /// How a table came to be, which decides what may extend it later. `toml` builds a section's
 /// table apart and inserts it into its parent when the next header starts; for a table that
 /// existed as a header's prefix (`a` after `[a.b]`), that means `[a]` takes it out and puts
@@ -83,7 +127,7 @@ impl Kind {
 }
 
 /// No table: the end of a list of children, or an entry that holds a value.
-const NONE: u32 = u32::MAX;
+pub(crate) const NONE: u32 = u32::MAX;
 
 struct Table {
     entries: Vec<(String, Node)>,
@@ -134,6 +178,9 @@ struct Parser<'a> {
     /// on top of the outer one's.
     keys: Vec<Cow<'a, str>>,
     depth: usize,
+    /// Recorded by [`parse_outlined`] only.
+    outline: Option<Outline>,
+    shape: SectionShape,
 }
 
 impl<'a> Parser<'a> {
@@ -148,6 +195,12 @@ impl<'a> Parser<'a> {
             section: ROOT,
             keys: Vec::new(),
             depth: 0,
+            outline: None,
+            shape: SectionShape {
+                keys: 0,
+                http: false,
+                item: false,
+            },
         };
         parser.tables.push(Table::new(Kind::Explicit));
         parser
@@ -162,13 +215,17 @@ impl<'a> Parser<'a> {
             self.pos = BOM.len();
         }
         loop {
+            let line = self.pos;
             self.skip_ws();
             match self.peek() {
                 None => return Some(()),
-                Some(b'[') => self.header()?,
+                Some(b'[') => self.header(line)?,
                 Some(b'#' | b'\n' | b'\r') => {}
                 Some(_) => {
                     self.key()?;
+                    if self.outline.is_some() {
+                        self.note_keyval();
+                    }
                     if !self.eat(b'=') {
                         return None;
                     }
@@ -185,8 +242,8 @@ impl<'a> Parser<'a> {
         }
     }
 
-    /// `[a.b]` or `[[a.b]]`, up to the closing bracket.
-    fn header(&mut self) -> Option<()> {
+    /// `[a.b]` or `[[a.b]]` on the line starting at `line`, up to the closing bracket.
+    fn header(&mut self, line: usize) -> Option<()> {
         self.pos += 1;
         let array = self.eat(b'[');
         self.skip_ws();
@@ -195,23 +252,58 @@ impl<'a> Parser<'a> {
             return None;
         }
         let mut keys = mem::take(&mut self.keys);
+        let shape = SectionShape {
+            keys: keys.len(),
+            http: keys[0].eq_ignore_ascii_case("http"),
+            item: keys.len() > 3 || keys.len() == 3 && !array,
+        };
         let opened = self.open_section(&mut keys, array);
         keys.clear();
         self.keys = keys;
-        opened
+        let item = opened?;
+        if let Some(outline) = &mut self.outline {
+            self.shape = shape;
+            outline.starts.push(line as u32);
+            outline.items.push(if shape.item { item } else { NONE });
+            // An array of tables at an item's level or above: its elements are no items.
+            outline.loose |= array && shape.http && !shape.item;
+        }
+        Some(())
+    }
+
+    /// Records what a key/value just read (its key in [`Parser::keys`]) sets, for the outline.
+    fn note_keyval(&mut self) {
+        let shape = self.shape;
+        let Some(outline) = &mut self.outline else {
+            return;
+        };
+        if shape.keys == 0 {
+            outline.root_keys = true;
+        }
+        let http = if shape.keys == 0 {
+            self.keys[0].eq_ignore_ascii_case("http")
+        } else {
+            shape.http
+        };
+        outline.loose |= http && !shape.item;
     }
 
     /// Makes the header's table the section, with `toml`'s rules for what a header may define.
-    fn open_section(&mut self, keys: &mut [Cow<'a, str>], array: bool) -> Option<()> {
+    /// Returns the table of the header's first three keys ([`NONE`] with fewer).
+    fn open_section(&mut self, keys: &mut [Cow<'a, str>], array: bool) -> Option<u32> {
         let (last, path) = keys.split_last_mut()?;
         let mut table = ROOT;
-        for key in path {
+        let mut item = NONE;
+        for (depth, key) in path.iter_mut().enumerate() {
             table = match self.lookup(table, key)? {
                 None => self.add_table(table, mem::take(key), Kind::HeaderPrefix)?,
                 // A header may pass through any table (inline ones are values by now).
                 Some((_, child)) if child != NONE => self.last_element(child),
                 Some(_) => return None,
             };
+            if depth == 2 {
+                item = table;
+            }
         }
         let existing = self.lookup(table, last)?;
         self.section = match existing {
@@ -234,7 +326,7 @@ impl<'a> Parser<'a> {
                 _ => return None,
             },
         };
-        Some(())
+        Some(if path.len() == 2 { self.section } else { item })
     }
 
     /// Inserts a key/value into `table` (a section or an inline table), making the tables

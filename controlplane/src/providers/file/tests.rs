@@ -265,6 +265,65 @@ fn a_rewritten_file_keeps_what_did_not_change() {
     assert_eq!(last.http.routers["q"].rule, "Path(`/p`)");
 }
 
+/// A large file rewritten with a router changed, one added with its service, one removed:
+/// only those sections are parsed again; the result is a fresh load's, and what did not change
+/// is what was decoded before. A rewrite that is no longer all items' (a section of no item
+/// added) is parsed whole, and gives a fresh load's too.
+#[test]
+fn a_rewrite_within_items_is_reparsed_in_part() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("dynamic.toml");
+    let item = |i: usize| {
+        format!(
+            "[http.routers.r{i}]\nrule = \"Host(`h{i}`)\"\nservice = \"s{i}\"\n\n\
+             [http.services.s{i}.loadBalancer]\nservers = [{{ url = \"http://127.0.0.1:{}\" }}]\n\n",
+            1000 + i
+        )
+    };
+    let text: String = (0..50).map(item).collect();
+    fs::write(&path, &text).expect("write");
+    let cfg = file_cfg(&path, false);
+    let mut cache = ParseCache::default();
+    let first = cache.load(&cfg).expect("valid");
+    let edited = text
+        .replace("Host(`h7`)", "Host(`h7.example`)")
+        .replace(&item(20), "")
+        + &item(50);
+    for (new, in_part) in [
+        (edited.clone(), 1),
+        (edited.replace(&item(3), &(item(3) + "[http.routers]\n")), 0),
+    ] {
+        let before = cache.reparsed_in_part;
+        replace(&path, &new);
+        let next = cache.load(&cfg).expect("valid");
+        assert_eq!(cache.reparsed_in_part - before, in_part, "{new}");
+        assert_eq!(next, load_file_provider(&cfg).expect("valid"));
+        assert!(Arc::ptr_eq(
+            &first.http.routers["r8"],
+            &next.http.routers["r8"]
+        ));
+        assert!(!next.http.routers.contains_key("r20"));
+        assert_eq!(next.http.routers["r7"].rule, "Host(`h7.example`)");
+        assert_eq!(
+            next.origin("http.routers.r50"),
+            Some(path.to_str().expect("utf-8"))
+        );
+        assert_eq!(next.origin("http.services.s20"), None);
+    }
+    // An error in a changed item is the whole load's error; the next good rewrite recovers.
+    replace(
+        &path,
+        &edited.replace("Host(`h9`)\"", "Host(`h9`)\"\nnope = 1"),
+    );
+    let err = cache.load(&cfg).expect_err("an unknown key");
+    assert!(err.to_string().contains("http.routers.r9"), "{err}");
+    replace(&path, &edited);
+    assert_eq!(
+        cache.load(&cfg).expect("valid"),
+        load_file_provider(&cfg).expect("valid")
+    );
+}
+
 #[test]
 fn a_settled_file_is_not_read_again_but_any_rewrite_is_seen() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -359,7 +418,8 @@ fn a_rename_into_place_is_read_at_once_and_anything_else_settles() {
             Parsed {
                 text: String::new(),
                 result: Ok(DynamicConfig::default()),
-                tree: None,
+                doc: None,
+                in_part: false,
             },
         )]),
         ..ParseCache::default()
