@@ -624,6 +624,107 @@ mod tests {
         t
     }
 
+    /// The control plane's side of `NeedFull`, with this test as the data plane: the first
+    /// table comes whole, a change comes as a delta on it; answered `NeedFull` (as a data
+    /// plane that does not serve the delta's base does), the control plane sends the table
+    /// whole under a newer generation, and the next change is a delta on that one.
+    #[test]
+    fn a_data_plane_lacking_a_deltas_base_gets_the_whole_table() {
+        use ringway_shared::table::{DecodedDelta, DecodedSpec, RouterItem};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("dynamic.toml");
+        let routers = |n: usize| -> String {
+            (0..n)
+                .map(|i| {
+                    format!(
+                        "[http.routers.r{i}]\nrule = \"Host(`r{i}`)\"\nservice = \"s\"\n"
+                    )
+                })
+                .chain(["[http.services.s.loadBalancer]\nservers = [{ url = \"http://127.0.0.1:9\" }]\n".to_string()])
+                .collect()
+        };
+        // Written whole, as an atomic writer does: a reader never sees it half written.
+        let write = |text: String| {
+            let tmp = dir.path().join(".dynamic.toml.tmp");
+            std::fs::write(&tmp, text).expect("write");
+            std::fs::rename(&tmp, &file).expect("rename");
+        };
+        write(routers(1));
+        let cfg = StaticConfig::from_args(&[
+            "--entrypoints.web.address=127.0.0.1:0".to_string(),
+            format!("--providers.file.filename={}", file.display()),
+            "--providers.providersThrottleDuration=0s".to_string(),
+        ])
+        .expect("static configuration");
+        let (to_data, from_control) = ipc::channel::<ControlToData>().expect("channel");
+        let (answers_tx, answers) = mpsc::unbounded_channel();
+        let control = std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime")
+                .block_on(main_loop(cfg, to_data, answers, 0));
+        });
+        let next = || {
+            from_control
+                .try_recv_timeout(Duration::from_secs(10))
+                .expect("a table from the control plane")
+        };
+        let whole = |msg: ControlToData| match msg {
+            ControlToData::Table(p) => p.decode::<DecodedSpec>().expect("decodes"),
+            other => panic!("expected a whole table, got {other:?}"),
+        };
+        let delta = |msg: ControlToData| match msg {
+            ControlToData::Delta(p) => p.decode::<DecodedDelta>().expect("decodes"),
+            other => panic!("expected a delta, got {other:?}"),
+        };
+        let ack = |generation| {
+            answers_tx
+                .send(DataToControl::Ack {
+                    generation,
+                    apply_micros: 1,
+                })
+                .expect("control plane running");
+        };
+        let first = whole(next());
+        assert_eq!(first.routers.len(), 1);
+        ack(first.generation);
+
+        write(routers(2));
+        let d = delta(next());
+        assert_eq!(d.base, first.generation);
+        assert_eq!(d.routers.len(), 2);
+        answers_tx
+            .send(DataToControl::NeedFull {
+                generation: d.generation,
+            })
+            .expect("control plane running");
+        let again = whole(next());
+        assert!(again.generation > d.generation);
+        let names: Vec<&str> = again.routers.iter().map(|r| r.def.name.as_str()).collect();
+        assert_eq!(names, ["r0@file", "r1@file"]);
+        ack(again.generation);
+
+        write(routers(3));
+        let d = delta(next());
+        assert_eq!(d.base, again.generation);
+        assert!(
+            matches!(
+                d.routers[..],
+                [
+                    RouterItem::Same { .. },
+                    RouterItem::Same { .. },
+                    RouterItem::New(_)
+                ]
+            ),
+            "{:?}",
+            d.routers
+        );
+        // The data plane going away ends the control plane.
+        drop(answers_tx);
+        control.join().expect("control plane thread");
+    }
+
     #[test]
     fn a_service_renumbered_by_another_added_leaves_its_routers_unchanged() {
         let before = table(&[
