@@ -32,6 +32,24 @@ fn dynamic_toml(routers: usize) -> String {
     s
 }
 
+fn dynamic_yaml(routers: usize) -> String {
+    let mut s = String::from("http:\n  routers:\n");
+    for i in 0..routers {
+        s.push_str(&format!(
+            "    r{i}:\n      rule: \"Host(`svc{i}.example.com`) && PathPrefix(`/api`)\"\n\
+             \x20     service: s{i}\n"
+        ));
+    }
+    s.push_str("  services:\n");
+    for i in 0..routers {
+        s.push_str(&format!(
+            "    s{i}:\n      loadBalancer:\n        servers:\n\
+             \x20         - url: \"http://127.0.0.1:9000\"\n"
+        ));
+    }
+    s
+}
+
 fn no_dns(host: &str, _port: u16) -> Result<Vec<SocketAddr>, String> {
     Err(format!("no DNS in benches ({host})"))
 }
@@ -51,6 +69,11 @@ fn stages(c: &mut Criterion) {
     // The parse's two halves: the syntax into a tree, and the tree into the configuration.
     g.bench_function("parse_toml_tree", |b| {
         b.iter(|| Format::Toml.parse_tree(black_box(&text)).expect("parses"))
+    });
+    // The same configuration in YAML (Traefik's other file format).
+    let yaml = dynamic_yaml(n);
+    g.bench_function("parse_yaml_tree", |b| {
+        b.iter(|| Format::Yaml.parse_tree(black_box(&yaml)).expect("parses"))
     });
     let tree = Format::Toml.parse_tree(&text).expect("parses");
     g.bench_function("decode_tree", |b| {

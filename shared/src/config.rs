@@ -14,6 +14,7 @@ pub mod node;
 pub mod reparse;
 pub mod static_config;
 mod toml_fast;
+mod yaml_fast;
 
 pub use duration::TraefikDuration;
 pub use dynamic::{parse_dynamic, DynamicConfig};

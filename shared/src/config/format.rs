@@ -71,6 +71,12 @@ impl Format {
                 Ok((Node::from_toml(&toml::Value::Table(value)), None))
             }
             Format::Yaml => {
+                // Our own parser of the block subset first (a 10,000-router file: ~10x faster
+                // than `serde_norway`); it declines anything else (anchors, tags, block
+                // scalars, flow mappings, …), which `serde_norway` parses and words the errors.
+                if let Some(node) = super::yaml_fast::parse(text) {
+                    return Ok((node, None));
+                }
                 if text.trim().is_empty() {
                     return Ok((Node::empty(), None));
                 }
