@@ -124,6 +124,24 @@ fn stages(c: &mut Criterion) {
             )
         });
     }
+    // The same in YAML: a router and its service added among the routers and at the end.
+    let yaml_document = Document::parse(&yaml, Format::Yaml).expect("parses");
+    let yaml_first = DynamicConfig::from_node("bench.yaml", &yaml_document.tree).expect("decodes");
+    let yaml_apart = yaml.replacen(
+        "  services:\n",
+        "    probe:\n      rule: \"Host(`probe`)\"\n      service: probe\n  services:\n",
+        1,
+    ) + "    probe:\n      loadBalancer:\n        servers:\n          - url: \"http://127.0.0.1:9000\"\n";
+    g.bench_function("reparse_yaml_two_apart", |b| {
+        b.iter_batched(
+            || yaml_document.clone(),
+            |mut doc| {
+                let changes = doc.reparse(&yaml, black_box(&yaml_apart)).expect("in part");
+                yaml_first.patched("bench.yaml", &changes).expect("decodes")
+            },
+            BatchSize::LargeInput,
+        )
+    });
     let config = parse_dynamic("bench.toml", &text, Format::Toml).expect("parses");
     // The file provider hands the runtime a copy of its cached parse.
     g.bench_function("copy_parsed", |b| b.iter(|| black_box(&config).clone()));

@@ -26,6 +26,9 @@ aside, then renamed in). That is a change to a 10,000-router table whose cost is
 re-parse of the whole 1.7 MB file: Docker, KV and one-file-per-service directories change
 that way.
 
+And a third way ("yaml" mode): the same N routers written in YAML, the file rewritten whole
+each round as in the first (Traefik reads both formats; YAML takes another parser).
+
 With the largest table up and no traffic, utime + stime of both processes over 5 s gives
 their idle CPU cost.
 """
@@ -87,6 +90,23 @@ def dynamic_toml(routers, origin_port, probes=0, first_probe=1):
             f'service = "p{k}"\n\n'
             f'[http.services.p{k}.loadBalancer]\n'
             f'servers = [{{ url = "{url}" }}]\n\n')
+    return "".join(parts)
+
+
+def dynamic_yaml(routers, origin_port, probes=0, first_probe=1):
+    """`dynamic_toml`'s configuration in YAML: routers first, then services."""
+    url = f"http://127.0.0.1:{origin_port}"
+    names = [(f"r{i}", f"Host(`svc{i}.example.com`) && PathPrefix(`/api`)", f"s{i}")
+             for i in range(routers)]
+    names += [(f"probe{k}", f"Host(`probe-{k}.example.com`)", f"p{k}")
+              for k in range(first_probe, probes + 1)]
+    parts = ["http:\n  routers:\n"]
+    for name, rule, service in names:
+        parts.append(f'    {name}:\n      rule: "{rule}"\n      service: {service}\n')
+    parts.append("  services:\n")
+    for _, _, service in names:
+        parts.append(f'    {service}:\n      loadBalancer:\n        servers:\n'
+                     f'          - url: "{url}"\n')
     return "".join(parts)
 
 
@@ -199,11 +219,15 @@ def _start(tmp, origin_port, binary, routers, started, mode="file"):
     os.makedirs(d, exist_ok=True)
     watched = os.path.join(d, "dynamic")
     os.makedirs(watched, exist_ok=True)
-    dynamic = os.path.join(watched, "dynamic.toml")
-    write_file(dynamic, dynamic_toml(routers, origin_port))
+    if mode == "yaml":
+        dynamic = os.path.join(watched, "dynamic.yaml")
+        write_file(dynamic, dynamic_yaml(routers, origin_port))
+    else:
+        dynamic = os.path.join(watched, "dynamic.toml")
+        write_file(dynamic, dynamic_toml(routers, origin_port))
     port = servers.free_port()
-    provider = (f"--providers.file.filename={dynamic}" if mode == "file"
-                else f"--providers.file.directory={watched}")
+    provider = (f"--providers.file.directory={watched}" if mode == "directory"
+                else f"--providers.file.filename={dynamic}")
     argv = [binary, f"--dataplane.workers={WORKERS}", provider,
             f"--entrypoints.web.address=127.0.0.1:{port}", "--log.level=ERROR"]
     server = servers.Server(f"ringway-{routers}r-{mode}", argv, port, d,
@@ -243,6 +267,9 @@ def one_round(server, dynamic, origin_port, routers, k, mode="file"):
     if mode == "file":
         target = dynamic
         tmp = stage(dynamic, dynamic_toml(routers, origin_port, probes=k))
+    elif mode == "yaml":
+        target = dynamic
+        tmp = stage(dynamic, dynamic_yaml(routers, origin_port, probes=k))
     else:
         target = os.path.join(os.path.dirname(dynamic), f"probe-{k}.toml")
         tmp = stage(target, probe_toml(k, origin_port))
@@ -404,6 +431,13 @@ def run(tmp, origin_port, binary, started):
     if row.get("error"):
         log(f"  ERROR {row['error'].splitlines()[0]}")
     result["directory"] = row
+    if server is not None:
+        server.stop()
+    log(f"reconfig: {routers:,} routers in one YAML file, rewritten whole per round")
+    row, server = measure_size(tmp, origin_port, binary, routers, started, mode="yaml")
+    if row.get("error"):
+        log(f"  ERROR {row['error'].splitlines()[0]}")
+    result["yaml"] = row
     if server is not None:
         server.stop()
     by = {r["routers"]: r for r in result["sizes"] if r.get("dataplane_rss_kib")}

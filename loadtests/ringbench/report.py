@@ -229,12 +229,15 @@ def _reconfig_section(rc):
         "|--:|--:|--:|--:|--:|---|--:|--:|--:|--:|--:|--:|---|",
     ]
     rows = list(rc["sizes"])
-    if rc.get("directory"):
-        rows.append(rc["directory"])
+    for mode in ("directory", "yaml"):
+        if rc.get(mode):
+            rows.append(rc[mode])
     for r in rows:
         name = f"{r['routers']:,}"
         if r.get("mode") == "directory":
             name += " (directory: one new file per round)"
+        elif r.get("mode") == "yaml":
+            name += " (YAML, rewritten whole)"
         if r.get("flagged"):
             name = f"{FLAG} {name}"
         err = f"{FLAG} {r['error'].splitlines()[0][:80]}" if r.get("error") else "0"

@@ -74,7 +74,12 @@ impl Format {
                 // Our own parser of the block subset first (a 10,000-router file: ~10x faster
                 // than `serde_norway`); it declines anything else (anchors, tags, block
                 // scalars, flow mappings, …), which `serde_norway` parses and words the errors.
-                if let Some(node) = super::yaml_fast::parse(text) {
+                if outline {
+                    let root = super::yaml_fast::Ctx::Root;
+                    if let Some((node, outline)) = super::yaml_fast::parse_outlined(text, root) {
+                        return Ok((node, Some(outline)));
+                    }
+                } else if let Some(node) = super::yaml_fast::parse(text) {
                     return Ok((node, None));
                 }
                 if text.trim().is_empty() {

@@ -14,6 +14,7 @@
 //! by its own sections only, or the file is `loose` and never reparsed in part.
 
 use super::toml_fast::{self, Outline};
+use super::yaml_fast;
 use super::{Format, Node};
 use rustc_hash::{FxHashMap, FxHashSet};
 
@@ -23,6 +24,7 @@ use rustc_hash::{FxHashMap, FxHashSet};
 pub struct Document {
     pub tree: Node,
     outline: Option<Outline>,
+    format: Format,
 }
 
 /// The `http` sections whose items a partial reparse replaces.
@@ -66,7 +68,11 @@ impl Document {
     /// Parses a whole text (see [`Format::parse_tree`]).
     pub fn parse(text: &str, format: Format) -> Result<Document, String> {
         let (tree, outline) = format.parse_tree_with(text, true)?;
-        Ok(Document { tree, outline })
+        Ok(Document {
+            tree,
+            outline,
+            format,
+        })
     }
 
     /// Brings the document of `old` (which it must be) to that of `new`, parsing only the
@@ -102,7 +108,7 @@ impl Document {
             }]
         };
         let (one, widened) = (whole(first), first.checked_sub(1).map(whole));
-        let split = split(outline, first..end, old, new, new_end);
+        let split = split(outline, first..end, old, new, new_end, self.format);
         // Where the texts repeat themselves (sections inserted before a like one), the head
         // may have grown into a section the change belongs to: then one section more. Where
         // they change in several places far apart, the region between is split at the
@@ -157,40 +163,63 @@ impl Document {
         if in_regions != everywhere {
             return None;
         }
+        // Each region parsed alone, before and after, as the items it holds.
         let mut befores = Vec::with_capacity(regions.len());
         let mut afters = Vec::with_capacity(regions.len());
+        let mut sections = Vec::with_capacity(regions.len());
         for r in regions {
-            let (before, _) = toml_fast::parse_outlined(old.get(old_range(r))?)?;
-            let (after, after_outline) = toml_fast::parse_outlined(new.get(r.new.clone())?)?;
-            if after_outline.loose
-                || after_outline.root_keys
-                || after_outline.items.contains(&toml_fast::NONE)
-            {
-                return None;
+            let (old_text, new_text) = (old.get(old_range(r))?, new.get(r.new.clone())?);
+            match self.format {
+                Format::Toml => {
+                    let (before, _) = toml_fast::parse_outlined(old_text)?;
+                    let (after, after_outline) = toml_fast::parse_outlined(new_text)?;
+                    if after_outline.loose
+                        || after_outline.root_keys
+                        || after_outline.items.contains(&toml_fast::NONE)
+                    {
+                        return None;
+                    }
+                    befores.push(before);
+                    afters.push((after, after_outline));
+                }
+                Format::Yaml => {
+                    // The items of one section of `http` (all the region's sections are
+                    // items', so no line of another section's key is between them), at the
+                    // indentation they had.
+                    let section = *outline.sections.get(r.sections.start)?;
+                    let at = yaml_fast::Ctx::Section(section);
+                    let (before, before_outline) = yaml_fast::parse_outlined(old_text, at)?;
+                    let (after, after_outline) = yaml_fast::parse_outlined(new_text, at)?;
+                    if after_outline.loose
+                        || before_outline.starts.is_empty()
+                        || !after_outline.starts.is_empty()
+                            && after_outline.indent != before_outline.indent
+                    {
+                        return None;
+                    }
+                    sections.push(*ItemSection::ALL.get(usize::from(section))?);
+                    befores.push(before);
+                    afters.push((after, after_outline));
+                }
             }
-            befores.push(before);
-            afters.push((after, after_outline));
         }
-        let mut before = Items(Vec::new());
-        for tree in &befores {
-            before.0.extend(items(tree)?.0);
-        }
-        let mut after = Items(Vec::new());
-        for (tree, _) in &afters {
-            after.0.extend(items(tree)?.0);
-        }
+        let before = regions_items(self.format, &sections, befores.iter())?;
+        let after = regions_items(self.format, &sections, afters.iter().map(|(tree, _)| tree))?;
         let changes = self.replace(before, after)?;
         // The outline of the new text: the regions' sections (with fresh ids), the others
         // moved by what the regions before them grew or shrank.
         let outline = self.outline.as_mut()?;
         let mut starts = Vec::with_capacity(outline.starts.len() + 16);
         let mut item_ids = Vec::with_capacity(starts.capacity());
+        let mut parents = Vec::with_capacity(outline.sections.len() + 16);
         let (mut next_old, mut shift, mut ids) = (0, 0_i64, Some(outline.ids));
         for (r, (_, after_outline)) in regions.iter().zip(&afters) {
             for k in next_old..r.sections.start {
                 starts.push((i64::from(outline.starts[k]) + shift) as u32);
                 item_ids.push(outline.items[k]);
+                parents.extend(outline.sections.get(k));
             }
+            parents.extend(&after_outline.sections);
             let base = ids.unwrap_or(0);
             starts.extend(after_outline.starts.iter().map(|s| s + r.new.start as u32));
             item_ids.extend(after_outline.items.iter().map(|id| id.wrapping_add(base)));
@@ -205,7 +234,9 @@ impl Document {
         for k in next_old..outline.starts.len() {
             starts.push((i64::from(outline.starts[k]) + shift) as u32);
             item_ids.push(outline.items[k]);
+            parents.extend(outline.sections.get(k));
         }
+        outline.sections = parents;
         outline.starts = starts;
         outline.items = item_ids;
         // Ids run out after ~4 billion tables' worth of reparses: then the file is parsed
@@ -353,15 +384,17 @@ struct Region {
 
 /// Splits the changed `sections` of `old` (which the new text replaces up to `new_end`) into
 /// the regions that changed, where the new text has sections of the old one unchanged in
-/// between: the new text is cut where a line starts with `[` (a header, or not: every
-/// region is parsed alone, and refused if it does not read as whole sections), and each
-/// piece that is the next old section, or a later one found once, closes a region.
+/// between: the new text is cut where a line starts with `[` in TOML, where a line is no
+/// deeper than the items' keys in YAML (a section start, or not: every region is parsed
+/// alone, and refused if it does not read as whole sections), and each piece that is the
+/// next old section, or a later one found once, closes a region.
 fn split(
     outline: &Outline,
     sections: std::ops::Range<usize>,
     old: &str,
     new: &str,
     new_end: usize,
+    format: Format,
 ) -> Option<Vec<Region>> {
     let (old_b, new_b) = (old.as_bytes(), new.as_bytes());
     let at = |k: usize| outline.starts.get(k).map_or(old_b.len(), |&s| s as usize);
@@ -375,14 +408,25 @@ fn split(
             .or_insert(k);
     }
     let start = at(sections.start);
+    let indent_at = |text: &[u8], line: usize| text[line..].iter().position(|&b| b != b' ');
+    // YAML: sections start at the lines no deeper than the deepest that starts one here.
+    let deepest = match format {
+        Format::Toml => 0,
+        Format::Yaml => sections
+            .clone()
+            .filter_map(|k| indent_at(old_b, at(k)))
+            .max()?,
+    };
     let mut cuts = vec![start];
     let mut line = start;
     while let Some(n) = new_b[line..new_end].iter().position(|&b| b == b'\n') {
         line += n + 1;
-        let indent = new_b[line..new_end]
-            .iter()
-            .position(|&b| b != b' ' && b != b'\t');
-        if indent.is_some_and(|i| new_b[line + i] == b'[') {
+        let cut = match (format, indent_at(&new_b[..new_end], line)) {
+            (_, None) => false,
+            (Format::Toml, Some(i)) => new_b[line + i] == b'[',
+            (Format::Yaml, Some(i)) => i <= deepest && !matches!(new_b[line + i], b'#' | b'\n'),
+        };
+        if cut {
             cuts.push(line);
         }
     }
@@ -428,6 +472,20 @@ fn split(
             new: n..new_end,
         });
     }
+    if format == Format::Yaml {
+        // A YAML region's items are placed by the section they replace: text inserted between
+        // two sections takes the one before it in.
+        for i in 0..regions.len() {
+            if regions[i].sections.is_empty() {
+                let s = regions[i].sections.start.checked_sub(1)?;
+                if i > 0 && regions[i - 1].sections.end > s {
+                    return None;
+                }
+                regions[i].sections.start = s;
+                regions[i].new.start -= at(s + 1) - at(s);
+            }
+        }
+    }
     Some(regions)
 }
 
@@ -439,6 +497,29 @@ struct Plan<'a> {
     old: Vec<&'a (String, Node)>,
     new: Vec<&'a (String, Node)>,
     found: FxHashMap<String, usize>,
+}
+
+/// The items of the regions' trees: for TOML, found in each tree (`None` if it holds anything
+/// else); for YAML, each tree is the items of `sections[i]`.
+fn regions_items<'a>(
+    format: Format,
+    sections: &[ItemSection],
+    trees: impl Iterator<Item = &'a Node>,
+) -> Option<Items<'a>> {
+    let mut all = Items(Vec::new());
+    for (i, tree) in trees.enumerate() {
+        match format {
+            Format::Toml => all.0.extend(items(tree)?.0),
+            Format::Yaml => {
+                let entries = tree.entries()?;
+                if entries.iter().any(|(name, _)| name.is_empty()) {
+                    return None;
+                }
+                all.0.push((sections[i], entries));
+            }
+        }
+    }
+    Some(all)
 }
 
 /// The items of a region's tree, by section; `None` if it holds anything else.

@@ -83,6 +83,10 @@ pub(crate) struct Outline {
     pub loose: bool,
     /// Whether a key/value comes before the first header.
     pub root_keys: bool,
+    /// YAML only: each section's `http` section (0 routers, 1 services, 2 middlewares) for
+    /// an item's, `u8::MAX` for others; and the indentation of the first line.
+    pub sections: Vec<u8>,
+    pub indent: usize,
 }
 
 /// What an outlined parse knows of the section being parsed.

@@ -11,6 +11,7 @@
 //! and the caller takes the `serde_norway` path, which also words the errors. A differential
 //! test holds it to that path's trees.
 
+use super::toml_fast::{Outline, NONE};
 use crate::config::Node;
 use rustc_hash::FxHashSet;
 
@@ -30,11 +31,53 @@ fn hash(key: &str) -> u64 {
 /// Parses `text` into the tree the `serde_norway` path gives, or `None` if the document uses
 /// something this parser leaves to it.
 pub(crate) fn parse(text: &str) -> Option<Node> {
+    parse_with(text, Ctx::Root, false).map(|(node, _)| node)
+}
+
+/// As [`parse`], with the document's [`Outline`] (see [`Ctx`]); `at` is where the text sits
+/// in a document (the root, or a section of `http` for a region of one).
+pub(crate) fn parse_outlined(text: &str, at: Ctx) -> Option<(Node, Outline)> {
+    u32::try_from(text.len()).ok()?;
+    let (node, outline) = parse_with(text, at, true)?;
+    Some((node, outline?))
+}
+
+/// Where the lines being parsed are, for the outline: a YAML file's sections are the blocks
+/// of the items of `http.routers`, `http.services` and `http.middlewares` (an item's key line
+/// and every line under it), and each line outside them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Ctx {
+    Root,
+    Http,
+    /// The items of a section of `http`: 0 routers, 1 services, 2 middlewares.
+    Section(u8),
+    Item,
+    Other,
+}
+
+impl Ctx {
+    /// Where the value of `key` (at `self`) is.
+    fn child(self, key: &str) -> Ctx {
+        match (self, key) {
+            (Ctx::Root, "http") => Ctx::Http,
+            (Ctx::Http, "routers") => Ctx::Section(0),
+            (Ctx::Http, "services") => Ctx::Section(1),
+            (Ctx::Http, "middlewares") => Ctx::Section(2),
+            (Ctx::Section(_) | Ctx::Item, _) => Ctx::Item,
+            _ => Ctx::Other,
+        }
+    }
+}
+
+fn parse_with(text: &str, at: Ctx, outlined: bool) -> Option<(Node, Option<Outline>)> {
     if text.bytes().any(|b| b == b'\t' || b == b'\r') || text.starts_with('\u{feff}') {
         return None;
     }
     let mut lines = Vec::new();
+    let mut offset = 0;
     for raw in text.split('\n') {
+        let start = offset;
+        offset += raw.len() + 1;
         let content = raw.trim_start_matches(' ');
         let indent = raw.len() - content.len();
         let content = content.trim_end_matches(' ');
@@ -54,21 +97,27 @@ pub(crate) fn parse(text: &str) -> Option<Node> {
         lines.push(Line {
             indent,
             text: content,
+            start,
         });
     }
+    let outline = outlined.then(Outline::default);
     if lines.is_empty() {
-        return Some(Node::empty());
+        return Some((Node::empty(), outline));
     }
     let mut parser = Parser {
         lines,
         at: 0,
         depth: 0,
+        outline,
     };
     let indent = parser.lines[0].indent;
-    let node = parser.block(indent)?;
+    if let Some(outline) = &mut parser.outline {
+        outline.indent = indent;
+    }
+    let node = parser.block(indent, at)?;
     // A block ends at the first line not at its indentation; a line left over is one that no
     // block takes (a multi-line scalar, a key out of line with its siblings).
-    (parser.at == parser.lines.len()).then_some(node)
+    (parser.at == parser.lines.len()).then_some((node, parser.outline))
 }
 
 #[derive(Clone, Copy)]
@@ -76,12 +125,15 @@ struct Line<'a> {
     indent: usize,
     /// Without the indentation and trailing spaces; never empty, never a comment alone.
     text: &'a str,
+    /// Where the line starts in the text.
+    start: usize,
 }
 
 struct Parser<'a> {
     lines: Vec<Line<'a>>,
     at: usize,
     depth: usize,
+    outline: Option<Outline>,
 }
 
 impl<'a> Parser<'a> {
@@ -89,23 +141,47 @@ impl<'a> Parser<'a> {
         self.lines.get(self.at).copied()
     }
 
+    /// Records the current line in the outline, at `at`.
+    fn note(&mut self, at: Ctx) {
+        let (Some(outline), Some(line)) = (&mut self.outline, self.lines.get(self.at)) else {
+            return;
+        };
+        let start = line.start as u32;
+        // A `- key: value` line is noted as the item, then as the key.
+        if at == Ctx::Item || outline.starts.last() == Some(&start) {
+            return;
+        }
+        outline.starts.push(start);
+        match at {
+            Ctx::Section(section) => {
+                outline.items.push(outline.ids);
+                outline.ids += 1;
+                outline.sections.push(section);
+            }
+            _ => {
+                outline.items.push(NONE);
+                outline.sections.push(u8::MAX);
+            }
+        }
+    }
+
     /// The node whose first line is the current one, at `indent`.
-    fn block(&mut self, indent: usize) -> Option<Node> {
+    fn block(&mut self, indent: usize, at: Ctx) -> Option<Node> {
         self.depth += 1;
         if self.depth > MAX_DEPTH {
             return None;
         }
         let line = self.line()?;
         let node = if is_item(line.text) {
-            self.sequence(indent)
+            self.sequence(indent, at)
         } else {
-            self.mapping(indent)
+            self.mapping(indent, at)
         };
         self.depth -= 1;
         node
     }
 
-    fn mapping(&mut self, indent: usize) -> Option<Node> {
+    fn mapping(&mut self, indent: usize, at: Ctx) -> Option<Node> {
         let mut entries: Vec<(String, Node)> = Vec::new();
         // Past a few entries, the keys' hashes find a repeated key.
         let mut hashes: FxHashSet<u64> = FxHashSet::default();
@@ -126,22 +202,23 @@ impl<'a> Parser<'a> {
                 // A merge key, or a key given twice: `serde_norway` decides.
                 return None;
             }
+            self.note(at);
             self.at += 1;
-            let value = self.value(indent, rest)?;
+            let value = self.value(indent, rest, at.child(&key))?;
             entries.push((key, value));
         }
         Some(Node::Map(entries))
     }
 
-    /// The value of a key at `indent` whose line goes on with `rest`.
-    fn value(&mut self, indent: usize, rest: &'a str) -> Option<Node> {
+    /// The value of a key at `indent` whose line goes on with `rest`; the value is `at`.
+    fn value(&mut self, indent: usize, rest: &'a str, at: Ctx) -> Option<Node> {
         if rest.is_empty() || rest.starts_with('#') {
             return match self.line() {
-                Some(next) if next.indent > indent => self.block(next.indent),
+                Some(next) if next.indent > indent => self.block(next.indent, at),
                 // A sequence may sit at its key's indentation.
                 Some(next) if next.indent == indent && is_item(next.text) => {
                     self.depth += 1;
-                    let node = (self.depth <= MAX_DEPTH).then(|| self.sequence(indent));
+                    let node = (self.depth <= MAX_DEPTH).then(|| self.sequence(indent, at));
                     self.depth -= 1;
                     node?
                 }
@@ -151,18 +228,23 @@ impl<'a> Parser<'a> {
         scalar_or_flow(rest)
     }
 
-    fn sequence(&mut self, indent: usize) -> Option<Node> {
+    fn sequence(&mut self, indent: usize, at: Ctx) -> Option<Node> {
+        if let (Some(outline), Ctx::Section(_)) = (&mut self.outline, at) {
+            // Items that are no named items: never reparsed in part.
+            outline.loose = true;
+        }
         let mut items = Vec::new();
         while let Some(line) = self.line() {
             if line.indent != indent || !is_item(line.text) {
                 break;
             }
+            self.note(at);
             let after = &line.text[1..];
             let content = after.trim_start_matches(' ');
             if content.is_empty() || content.starts_with('#') {
                 self.at += 1;
                 items.push(match self.line() {
-                    Some(next) if next.indent > indent => self.block(next.indent)?,
+                    Some(next) if next.indent > indent => self.block(next.indent, at)?,
                     _ => Node::Leaf(String::new()),
                 });
             } else if is_item(content) {
@@ -173,8 +255,9 @@ impl<'a> Parser<'a> {
                 self.lines[self.at] = Line {
                     indent: column,
                     text: content,
+                    start: line.start,
                 };
-                items.push(self.block(column)?);
+                items.push(self.block(column, at)?);
             } else {
                 self.at += 1;
                 items.push(scalar_or_flow(content)?);

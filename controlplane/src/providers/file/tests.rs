@@ -324,6 +324,49 @@ fn a_rewrite_within_items_is_reparsed_in_part() {
     );
 }
 
+/// The same for YAML: a router and its service added apart (routers first, then services),
+/// one changed; reparsed in part, the result a fresh load's.
+#[test]
+fn a_yaml_rewrite_within_items_is_reparsed_in_part() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("dynamic.yaml");
+    let yaml = |n: usize, rule_of_7: &str| {
+        let mut s = String::from("http:\n  routers:\n");
+        for i in 0..n {
+            let rule = if i == 7 {
+                rule_of_7.to_string()
+            } else {
+                format!("Host(`h{i}`)")
+            };
+            s.push_str(&format!(
+                "    r{i}:\n      rule: \"{rule}\"\n      service: s{i}\n"
+            ));
+        }
+        s.push_str("  services:\n");
+        for i in 0..n {
+            s.push_str(&format!(
+                "    s{i}:\n      loadBalancer:\n        servers:\n          - url: http://127.0.0.1:{}\n",
+                1000 + i
+            ));
+        }
+        s
+    };
+    fs::write(&path, yaml(50, "Host(`h7`)")).expect("write");
+    let cfg = file_cfg(&path, false);
+    let mut cache = ParseCache::default();
+    let first = cache.load(&cfg).expect("valid");
+    replace(&path, &yaml(51, "Host(`h7.example`)"));
+    let next = cache.load(&cfg).expect("valid");
+    assert_eq!(cache.reparsed_in_part, 1);
+    assert_eq!(next, load_file_provider(&cfg).expect("valid"));
+    assert_eq!(next.http.routers["r7"].rule, "Host(`h7.example`)");
+    assert!(next.http.services.contains_key("s50"));
+    assert!(Arc::ptr_eq(
+        &first.http.routers["r8"],
+        &next.http.routers["r8"]
+    ));
+}
+
 #[test]
 fn a_settled_file_is_not_read_again_but_any_rewrite_is_seen() {
     let dir = tempfile::tempdir().expect("tempdir");

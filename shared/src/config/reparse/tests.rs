@@ -4,7 +4,11 @@ use crate::config::{DynamicConfig, Format};
 /// What a parse and decode of the whole text gives: the configuration, or the errors (as a
 /// sorted list: a partial decode reports the same errors, not necessarily in the same order).
 fn whole(text: &str) -> Result<DynamicConfig, Vec<String>> {
-    let tree = Format::Toml
+    whole_in(text, Format::Toml)
+}
+
+fn whole_in(text: &str, format: Format) -> Result<DynamicConfig, Vec<String>> {
+    let tree = format
         .parse_tree(text)
         .map_err(|e| vec![format!("syntax: {e}")])?;
     DynamicConfig::from_node("f.toml", &tree).map_err(|e| {
@@ -17,7 +21,11 @@ fn whole(text: &str) -> Result<DynamicConfig, Vec<String>> {
 /// Reparses `new` after `old`; when the partial reparse applies, checks that it gives what
 /// the whole parse gives (configuration, kept tree, outline). Returns whether it applied.
 fn check(old: &str, new: &str) -> bool {
-    let Ok(mut doc) = Document::parse(old, Format::Toml) else {
+    check_in(old, new, Format::Toml)
+}
+
+fn check_in(old: &str, new: &str, format: Format) -> bool {
+    let Ok(mut doc) = Document::parse(old, format) else {
         return false;
     };
     let Ok(before) = DynamicConfig::from_node("f.toml", &doc.tree) else {
@@ -26,7 +34,7 @@ fn check(old: &str, new: &str) -> bool {
     let Some(changes) = doc.reparse(old, new) else {
         return false;
     };
-    let expected = whole(new);
+    let expected = whole_in(new, format);
     let got = before.patched("f.toml", &changes).map_err(|e| {
         let mut v: Vec<String> = e.0.iter().map(|e| e.to_string()).collect();
         v.sort();
@@ -44,8 +52,9 @@ fn check(old: &str, new: &str) -> bool {
             expected.ok(),
             "kept tree differs\n--- old\n{old}\n--- new\n{new}"
         );
-        let fresh = Document::parse(new, Format::Toml).expect("the whole parse succeeded");
+        let fresh = Document::parse(new, format).expect("the whole parse succeeded");
         assert_eq!(outline(&doc).starts, outline(&fresh).starts, "{new}");
+        assert_eq!(outline(&doc).sections, outline(&fresh).sections, "{new}");
         assert_eq!(
             groups(&outline(&doc).items),
             groups(&outline(&fresh).items),
@@ -345,4 +354,167 @@ fn random_edits_reparse_as_the_whole_parse() {
     eprintln!("{partial} edits reparsed in part; of {valid} valid ones, {valid_partial}");
     // The edits must exercise the partial path, not only its refusals.
     assert!(partial > 2000 && valid_partial * 2 > valid && valid > 1000);
+}
+
+// --- YAML ---------------------------------------------------------------------------------
+
+fn yaml_router(i: usize) -> String {
+    format!("    r{i}:\n      rule: \"Host(`h{i}`)\"\n      service: s{i}\n      entryPoints:\n        - web\n")
+}
+
+fn yaml_service(i: usize) -> String {
+    format!(
+        "    s{i}:\n      loadBalancer:\n        servers:\n          - url: \"http://127.0.0.1:{}\"\n",
+        1000 + i
+    )
+}
+
+/// Routers first, then services, as Traefik's documentation lays YAML out.
+fn yaml_base(n: usize) -> String {
+    let mut s = String::from("http:\n  routers:\n");
+    (0..n).for_each(|i| s.push_str(&yaml_router(i)));
+    s.push_str("  services:\n");
+    (0..n).for_each(|i| s.push_str(&yaml_service(i)));
+    s
+}
+
+#[test]
+fn yaml_edits_within_items_reparse_in_part() {
+    let old = yaml_base(20);
+    let cases = [
+        old.replace("Host(`h7`)", "Host(`h7.example`)"),
+        old.replace(&yaml_router(5), ""),
+        old.replace(&yaml_router(19), &(yaml_router(19) + &yaml_router(20))) + &yaml_service(20),
+        old.replace("    r9:", "    r9b:"),
+        old.replace("127.0.0.1:1019", "127.0.0.1:2019"),
+        old.replace(&yaml_router(3), &(yaml_router(3) + "      tls: {}\n")),
+    ];
+    for (i, new) in cases.iter().enumerate() {
+        assert_ne!(*new, old);
+        assert!(
+            check_in(&old, new, Format::Yaml),
+            "case {i} not reparsed in part:\n{new}"
+        );
+    }
+    let mut doc = Document::parse(&old, Format::Yaml).expect("parses");
+    for new in [
+        // a section of http added
+        format!("{old}  middlewares:\n    m:\n      addPrefix:\n        prefix: /a\n"),
+        // an item moved out of its section's indentation
+        old.replace("    r4:", "   r4:"),
+        // a router defined twice
+        old.replace(&yaml_router(3), &(yaml_router(3) + &yaml_router(8))),
+        // an anchor (the fast parser leaves it)
+        old.replace("      service: s2", "      service: &x s2"),
+    ] {
+        let kept = doc.clone();
+        assert!(
+            doc.reparse(&old, &new).is_none(),
+            "reparsed in part:\n{new}"
+        );
+        assert_eq!(doc, kept);
+    }
+}
+
+const YAML_LINES: &[&str] = &[
+    "    r1:",
+    "    r2:",
+    "    rnew:",
+    "    snew:",
+    "    s1:",
+    "      rule: \"Host(`x`)\"",
+    "      service: s1",
+    "      service: nope",
+    "      priority: 3",
+    "      priority: high",
+    "      tls: {}",
+    "      entryPoints:",
+    "        - web",
+    "      - web",
+    "      loadBalancer:",
+    "        servers:",
+    "          - url: http://127.0.0.1:7",
+    "        - url: http://127.0.0.1:8",
+    "  services:",
+    "  routers:",
+    "  middlewares:",
+    "http:",
+    "tcp:",
+    "    - x",
+    "     odd: 1",
+    "   odd: 2",
+    "      rule: |",
+    "      service: &a s1",
+    "# a comment",
+    "",
+    "    \"r1\":",
+    "    80:",
+];
+
+fn yaml_edit(rng: &mut Rng, text: &str) -> String {
+    let lines: Vec<&str> = text.split_inclusive('\n').collect();
+    let at = rng.below(lines.len() + 1);
+    let removed = if rng.below(3) == 0 {
+        0
+    } else {
+        rng.below(4).min(lines.len() - at.min(lines.len()))
+    };
+    let mut out: String = lines[..at].concat();
+    match rng.below(5) {
+        0 => {
+            if let Some(line) = lines.get(at) {
+                let pos = rng.below(line.len());
+                let mut line = line.to_string();
+                if line.is_char_boundary(pos) {
+                    line.insert(pos, [' ', ':', '"', '-', '\n', '#'][rng.below(6)]);
+                }
+                out.push_str(&line);
+                out.push_str(&lines[(at + 1).min(lines.len())..].concat());
+                return out;
+            }
+        }
+        1 | 2 => {
+            for _ in 0..rng.below(3) {
+                let i = 20 + rng.below(10_000);
+                out.push_str(&if rng.below(2) == 0 {
+                    yaml_router(i)
+                } else {
+                    yaml_service(i)
+                });
+            }
+        }
+        _ => {
+            for _ in 0..rng.below(5) {
+                out.push_str(YAML_LINES[rng.below(YAML_LINES.len())]);
+                out.push('\n');
+            }
+        }
+    }
+    out.push_str(&lines[at + removed..].concat());
+    out
+}
+
+#[test]
+fn random_yaml_edits_reparse_as_the_whole_parse() {
+    let mut rng = Rng(0xD1B5_4A32_D192_ED03);
+    let (mut partial, mut valid, mut valid_partial) = (0, 0, 0);
+    for _ in 0..4000 {
+        let mut text = yaml_base(10);
+        for _ in 0..4 {
+            let new = (0..1 + rng.below(3)).fold(text.clone(), |t, _| yaml_edit(&mut rng, &t));
+            if new == text {
+                continue;
+            }
+            let applied = check_in(&text, &new, Format::Yaml);
+            partial += usize::from(applied);
+            if whole_in(&new, Format::Yaml).is_err() {
+                break;
+            }
+            valid += 1;
+            valid_partial += usize::from(applied);
+            text = new;
+        }
+    }
+    eprintln!("YAML: {partial} edits reparsed in part; of {valid} valid ones, {valid_partial}");
+    assert!(partial > 500 && valid_partial * 2 > valid && valid > 300);
 }
