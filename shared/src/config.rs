@@ -13,6 +13,8 @@ mod format;
 pub mod node;
 pub mod reparse;
 pub mod static_config;
+#[cfg(test)]
+mod testing;
 mod toml_fast;
 mod yaml_fast;
 

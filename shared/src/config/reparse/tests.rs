@@ -1,4 +1,5 @@
 use super::*;
+use crate::config::testing::Rng;
 use crate::config::{DynamicConfig, Format};
 
 /// What a parse and decode of the whole text gives: the configuration, or the errors (as a
@@ -215,22 +216,6 @@ fn edits_beyond_items_are_left_to_the_whole_parse() {
         .is_none());
 }
 
-/// A small deterministic generator (xorshift), so that a failure is reproducible by its seed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
-
 /// Lines that edits are made of: item sections of every shape, keys, and what may break the
 /// section structure (multi-line strings and arrays, sections of no item, bad syntax).
 const LINES: &[&str] = &[
@@ -274,8 +259,25 @@ const LINES: &[&str] = &[
     "unknownKey = 1",
 ];
 
-/// A random edit of `text`: whole lines replaced, inserted or removed, or a few bytes changed.
-fn edit(rng: &mut Rng, text: &str) -> String {
+/// What random edits are made of in one format.
+struct Edits {
+    /// Lines inserted as they are.
+    lines: &'static [&'static str],
+    /// Characters inserted into a line.
+    chars: &'static [char],
+    /// Router `i` (or its service, when false) as a whole item.
+    item: fn(usize, bool) -> String,
+}
+
+const TOML_EDITS: Edits = Edits {
+    lines: LINES,
+    chars: &['x', '.', '"', ']', '\n', '['],
+    item: |i, router_of| if router_of { router(i) } else { service(i) },
+};
+
+/// A random edit of `text`: whole lines replaced, inserted or removed, whole items inserted,
+/// or a character put into a line.
+fn edit(rng: &mut Rng, text: &str, edits: &Edits) -> String {
     let lines: Vec<&str> = text.split_inclusive('\n').collect();
     let at = rng.below(lines.len() + 1);
     let removed = if rng.below(3) == 0 {
@@ -286,12 +288,11 @@ fn edit(rng: &mut Rng, text: &str) -> String {
     let mut out: String = lines[..at].concat();
     match rng.below(5) {
         0 => {
-            // a few bytes of a line changed
             if let Some(line) = lines.get(at) {
                 let pos = rng.below(line.len());
                 let mut line = line.to_string();
                 if line.is_char_boundary(pos) {
-                    line.insert(pos, ['x', '.', '"', ']', '\n', '['][rng.below(6)]);
+                    line.insert(pos, edits.chars[rng.below(edits.chars.len())]);
                 }
                 out.push_str(&line);
                 out.push_str(&lines[(at + 1).min(lines.len())..].concat());
@@ -299,19 +300,14 @@ fn edit(rng: &mut Rng, text: &str) -> String {
             }
         }
         1 | 2 => {
-            // whole items
             for _ in 0..rng.below(3) {
-                let i = 12 + rng.below(10_000);
-                out.push_str(&if rng.below(2) == 0 {
-                    router(i)
-                } else {
-                    service(i)
-                });
+                let i = 20 + rng.below(10_000);
+                out.push_str(&(edits.item)(i, rng.below(2) == 0));
             }
         }
         _ => {
             for _ in 0..rng.below(5) {
-                out.push_str(LINES[rng.below(LINES.len())]);
+                out.push_str(edits.lines[rng.below(edits.lines.len())]);
                 out.push('\n');
             }
         }
@@ -320,12 +316,44 @@ fn edit(rng: &mut Rng, text: &str) -> String {
     out
 }
 
+/// `rounds` files, each from `base`, edited four times in a row (one edit, or a few in
+/// different places), each checked by [`check_in`] and the next made on it while the file
+/// stays valid. Returns (reparsed in part, valid edits, valid edits reparsed in part).
+fn random_edits(
+    seed: u64,
+    rounds: usize,
+    format: Format,
+    base: impl Fn(&mut Rng) -> String,
+    edits: &Edits,
+) -> (usize, usize, usize) {
+    let mut rng = Rng(seed);
+    let (mut partial, mut valid, mut valid_partial) = (0, 0, 0);
+    for _ in 0..rounds {
+        let mut text = base(&mut rng);
+        for _ in 0..4 {
+            let new = (0..1 + rng.below(3)).fold(text.clone(), |t, _| edit(&mut rng, &t, edits));
+            if new == text {
+                continue;
+            }
+            let applied = check_in(&text, &new, format);
+            partial += usize::from(applied);
+            if whole_in(&new, format).is_err() {
+                break;
+            }
+            valid += 1;
+            valid_partial += usize::from(applied);
+            text = new;
+        }
+    }
+    eprintln!(
+        "{format:?}: {partial} edits reparsed in part; of {valid} valid ones, {valid_partial}"
+    );
+    (partial, valid, valid_partial)
+}
+
 #[test]
 fn random_edits_reparse_as_the_whole_parse() {
-    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
-    let (mut partial, mut valid, mut valid_partial) = (0, 0, 0);
-    for _ in 0..6000 {
-        // A few edits in a row, each after the last while the file stays valid.
+    let base = |rng: &mut Rng| {
         let mut text = base(12);
         if rng.below(2) == 0 {
             // headers indented, as Traefik's documentation writes them
@@ -335,23 +363,10 @@ fn random_edits_reparse_as_the_whole_parse() {
             // an item with a section apart from the others
             text.push_str("[http.routers.r2.tls]\noptions = \"foo\"\n\n");
         }
-        for _ in 0..4 {
-            // one edit, or a few in different places
-            let new = (0..1 + rng.below(3)).fold(text.clone(), |t, _| edit(&mut rng, &t));
-            if new == text {
-                continue;
-            }
-            let applied = check(&text, &new);
-            partial += usize::from(applied);
-            if whole(&new).is_err() {
-                break;
-            }
-            valid += 1;
-            valid_partial += usize::from(applied);
-            text = new;
-        }
-    }
-    eprintln!("{partial} edits reparsed in part; of {valid} valid ones, {valid_partial}");
+        text
+    };
+    let (partial, valid, valid_partial) =
+        random_edits(0x9E37_79B9_7F4A_7C15, 6000, Format::Toml, base, &TOML_EDITS);
     // The edits must exercise the partial path, not only its refusals.
     assert!(partial > 2000 && valid_partial * 2 > valid && valid > 1000);
 }
@@ -451,70 +466,26 @@ const YAML_LINES: &[&str] = &[
     "    80:",
 ];
 
-fn yaml_edit(rng: &mut Rng, text: &str) -> String {
-    let lines: Vec<&str> = text.split_inclusive('\n').collect();
-    let at = rng.below(lines.len() + 1);
-    let removed = if rng.below(3) == 0 {
-        0
-    } else {
-        rng.below(4).min(lines.len() - at.min(lines.len()))
-    };
-    let mut out: String = lines[..at].concat();
-    match rng.below(5) {
-        0 => {
-            if let Some(line) = lines.get(at) {
-                let pos = rng.below(line.len());
-                let mut line = line.to_string();
-                if line.is_char_boundary(pos) {
-                    line.insert(pos, [' ', ':', '"', '-', '\n', '#'][rng.below(6)]);
-                }
-                out.push_str(&line);
-                out.push_str(&lines[(at + 1).min(lines.len())..].concat());
-                return out;
-            }
+const YAML_EDITS: Edits = Edits {
+    lines: YAML_LINES,
+    chars: &[' ', ':', '"', '-', '\n', '#'],
+    item: |i, router_of| {
+        if router_of {
+            yaml_router(i)
+        } else {
+            yaml_service(i)
         }
-        1 | 2 => {
-            for _ in 0..rng.below(3) {
-                let i = 20 + rng.below(10_000);
-                out.push_str(&if rng.below(2) == 0 {
-                    yaml_router(i)
-                } else {
-                    yaml_service(i)
-                });
-            }
-        }
-        _ => {
-            for _ in 0..rng.below(5) {
-                out.push_str(YAML_LINES[rng.below(YAML_LINES.len())]);
-                out.push('\n');
-            }
-        }
-    }
-    out.push_str(&lines[at + removed..].concat());
-    out
-}
+    },
+};
 
 #[test]
 fn random_yaml_edits_reparse_as_the_whole_parse() {
-    let mut rng = Rng(0xD1B5_4A32_D192_ED03);
-    let (mut partial, mut valid, mut valid_partial) = (0, 0, 0);
-    for _ in 0..4000 {
-        let mut text = yaml_base(10);
-        for _ in 0..4 {
-            let new = (0..1 + rng.below(3)).fold(text.clone(), |t, _| yaml_edit(&mut rng, &t));
-            if new == text {
-                continue;
-            }
-            let applied = check_in(&text, &new, Format::Yaml);
-            partial += usize::from(applied);
-            if whole_in(&new, Format::Yaml).is_err() {
-                break;
-            }
-            valid += 1;
-            valid_partial += usize::from(applied);
-            text = new;
-        }
-    }
-    eprintln!("YAML: {partial} edits reparsed in part; of {valid} valid ones, {valid_partial}");
+    let (partial, valid, valid_partial) = random_edits(
+        0xD1B5_4A32_D192_ED03,
+        4000,
+        Format::Yaml,
+        |_| yaml_base(10),
+        &YAML_EDITS,
+    );
     assert!(partial > 500 && valid_partial * 2 > valid && valid > 300);
 }

@@ -1,4 +1,5 @@
 use super::*;
+use crate::config::testing::Rng;
 
 /// `toml`'s tree for a document, as `Format::parse_tree`'s slow path builds it.
 fn slow(doc: &str) -> Result<Node, String> {
@@ -343,30 +344,6 @@ fn takes_ten_thousand_routers() {
     }
     let fast = parse(&doc).expect("the fast path takes it");
     assert_eq!(Ok(fast), slow(&doc));
-}
-
-/// xorshift64*: deterministic, no dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    fn chance(&mut self, percent: usize) -> bool {
-        self.below(100) < percent
-    }
-
-    fn pick<'t>(&mut self, items: &[&'t str]) -> &'t str {
-        items[self.below(items.len())]
-    }
 }
 
 /// Documents from TOML's grammar, small pools of keys so that collisions (duplicates,

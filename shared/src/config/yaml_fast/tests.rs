@@ -1,4 +1,5 @@
 use super::*;
+use crate::config::testing::Rng;
 
 /// The `serde_norway` path's tree, or its error.
 fn slow(text: &str) -> Result<Node, String> {
@@ -77,26 +78,6 @@ const DECLINED: &[&str] = &[
 fn the_rest_is_declined() {
     for doc in DECLINED {
         assert_eq!(parse(doc), None, "taken:\n{doc}");
-    }
-}
-
-/// A small deterministic generator (xorshift).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
-        items[self.below(items.len())]
     }
 }
 
