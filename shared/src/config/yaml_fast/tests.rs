@@ -74,6 +74,43 @@ const DECLINED: &[&str] = &[
     "%YAML 1.2\n---\na: 1\n",
 ];
 
+/// Odd but valid spellings: taken or declined, never read otherwise than `serde_norway`.
+const ODD: &[&str] = &[
+    "a : 1\n",
+    "a:    1\n",
+    "a: 1   \n",
+    "a:\n  - 1\n  -   2\n",
+    "a:\n    -\n      b: 1\n",
+    "a: [ ]\n",
+    "a: {  }\n",
+    "a: ''\n",
+    "a: \"\"\n",
+    "yes: on\nno: off\n",
+    "a: 'x' #c\n",
+    "a: \"x\"#c\n",
+    "a: x #c\n",
+    "- a\n- b\n",
+    "  a: 1\n  b: 2\n",
+    "a:\n  b:\n    c:\n  d: 1\n",
+    "\"a\\u0041\": 1\n",
+    "a: \"\\U0001F600\"\n",
+    "a: [1, 2, 010]\n",
+    "a: [x, y z]\n",
+    "a: b\n---\n",
+    "a: 12:30\n",
+    "a: 1.2.3.4:80\n",
+    "a: 9.5\n",
+    "a: 1e5\n",
+    "a: inf\n",
+];
+
+#[test]
+fn odd_documents_agree() {
+    for doc in ODD {
+        agrees(doc);
+    }
+}
+
 #[test]
 fn the_rest_is_declined() {
     for doc in DECLINED {
@@ -165,6 +202,11 @@ const KEYS: &[&str] = &[
     "é",
     "<<",
     "key",
+    "yes",
+    "on",
+    "1.5",
+    "010",
+    "a : b",
 ];
 
 /// A scalar written in one of the styles YAML has for it (not always a faithful one).
