@@ -1,6 +1,6 @@
 //! Configuration file formats (TOML, YAML) and their decoding into a [`Node`] tree.
 
-use super::toml_fast::Outline;
+use super::reparse::Outline;
 use crate::config::Node;
 use std::path::Path;
 

@@ -13,7 +13,7 @@
 //! sections changed with it, which [`Outline`] records for the whole file: an item is defined
 //! by its own sections only, or the file is `loose` and never reparsed in part.
 
-use super::toml_fast::{self, Outline};
+use super::toml_fast::{self, NONE};
 use super::yaml_fast;
 use super::{Format, Node};
 use rustc_hash::{FxHashMap, FxHashSet};
@@ -25,6 +25,30 @@ pub struct Document {
     pub tree: Node,
     outline: Option<Outline>,
     format: Format,
+}
+
+/// Where a document's sections start and which named item each belongs to, as the fast
+/// parsers record it (TOML: each header's table; YAML: each item's key line with every line
+/// under it, and each line outside items).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Outline {
+    /// Each section's start (its line's), in order.
+    pub starts: Vec<u32>,
+    /// Each section's item, an id unique to it in this document, or [`NONE`] for a section
+    /// of no item (`[http.routers]`, `  services:`).
+    pub items: Vec<u32>,
+    /// Ids below this are taken.
+    pub ids: u32,
+    /// Whether something outside the items' sections sets something under `http`
+    /// (`[http.routers]` then `web.rule = …`, an `http = {…}` inline table, YAML items that
+    /// are a sequence): then an item's content is not all in its own sections.
+    pub loose: bool,
+    /// TOML: whether a key/value comes before the first header.
+    pub root_keys: bool,
+    /// YAML: each section's `http` section (0 routers, 1 services, 2 middlewares) for an
+    /// item's, `u8::MAX` for others; and the indentation of the first line.
+    pub sections: Vec<u8>,
+    pub indent: usize,
 }
 
 /// The `http` sections whose items a partial reparse replaces.
@@ -108,14 +132,18 @@ impl Document {
             }]
         };
         let (one, widened) = (whole(first), first.checked_sub(1).map(whole));
-        let split = split(outline, first..end, old, new, new_end, self.format);
+        let format = self.format;
         // Where the texts repeat themselves (sections inserted before a like one), the head
         // may have grown into a section the change belongs to: then one section more. Where
         // they change in several places far apart, the region between is split at the
         // sections that did not change.
         self.reparse_regions(&one, old, new)
             .or_else(|| self.reparse_regions(widened.as_ref()?, old, new))
-            .or_else(|| self.reparse_regions(split.as_ref()?, old, new))
+            .or_else(|| {
+                let outline = self.outline.as_ref()?;
+                let regions = split(outline, first..end, old, new, new_end, format)?;
+                self.reparse_regions(&regions, old, new)
+            })
     }
 
     /// [`Document::reparse`] of the changed `regions` (in order, apart).
@@ -148,7 +176,7 @@ impl Document {
         let mut in_regions: FxHashMap<u32, u32> = FxHashMap::default();
         for r in regions {
             for &item in &outline.items[r.sections.clone()] {
-                if item == toml_fast::NONE {
+                if item == NONE {
                     return None;
                 }
                 *in_regions.entry(item).or_default() += 1;
@@ -175,7 +203,7 @@ impl Document {
                     let (after, after_outline) = toml_fast::parse_outlined(new_text)?;
                     if after_outline.loose
                         || after_outline.root_keys
-                        || after_outline.items.contains(&toml_fast::NONE)
+                        || after_outline.items.contains(&NONE)
                     {
                         return None;
                     }
@@ -242,7 +270,7 @@ impl Document {
         // Ids run out after ~4 billion tables' worth of reparses: then the file is parsed
         // whole once more (`loose` refuses the next partial reparse).
         match ids {
-            Some(next) if next < toml_fast::NONE => outline.ids = next,
+            Some(next) if next < NONE => outline.ids = next,
             _ => outline.loose = true,
         }
         Some(changes)
@@ -347,18 +375,19 @@ impl Document {
                 }
             }
             for (name, node) in new {
+                // Parsed again only for being in a region: unchanged.
+                if old_nodes.get(name.as_str()) == Some(&node) {
+                    continue;
+                }
                 match found.get(name.as_str()) {
-                    Some(_) if old_nodes.get(name.as_str()) == Some(&node) => {}
                     Some(&i) => entries[i].1 = node.clone(),
                     None => entries.push((name.clone(), node.clone())),
                 }
-                if old_nodes.get(name.as_str()) != Some(&node) {
-                    changes.push(ItemChange {
-                        section,
-                        name: name.clone(),
-                        node: Some(node.clone()),
-                    });
-                }
+                changes.push(ItemChange {
+                    section,
+                    name: name.clone(),
+                    node: Some(node.clone()),
+                });
             }
             if !gone.is_empty() {
                 gone.sort_unstable();

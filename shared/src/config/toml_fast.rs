@@ -11,6 +11,7 @@
 
 mod scalar;
 
+use crate::config::reparse::Outline;
 use crate::config::Node;
 use rustc_hash::{FxHashMap, FxHashSet, FxHasher};
 use scalar::scalar;
@@ -51,7 +52,10 @@ pub(crate) fn parse(text: &str) -> Option<Node> {
     Some(parser.build(ROOT))
 }
 
-/// As [`parse`], with the document's [`Outline`].
+/// As [`parse`], with the document's [`Outline`]: a section is a header's table, its item
+/// what the header's first three keys name (`http.routers.web` for `[http.routers.web]` and
+/// `[http.routers.web.tls]`) when it has three keys or more (and is not an array of tables
+/// of three keys); item ids are the items' tables in the parse.
 pub(crate) fn parse_outlined(text: &str) -> Option<(Node, Outline)> {
     u32::try_from(text.len()).ok()?;
     let mut parser = Parser::new(text);
@@ -60,33 +64,6 @@ pub(crate) fn parse_outlined(text: &str) -> Option<(Node, Outline)> {
     let mut outline = parser.outline.take()?;
     outline.ids = parser.tables.len() as u32;
     Some((parser.build(ROOT), outline))
-}
-
-/// Where a document's sections start and which named item each belongs to, for reparsing
-/// only what an edit of the text touched (see [`crate::config::reparse`]).
-///
-/// An *item* is what a header's first three keys name (`http.routers.web` for
-/// `[http.routers.web]` and `[http.routers.web.tls]`); a section is an item's when its header
-/// has three keys or more (and is not an array of tables of three keys).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(crate) struct Outline {
-    /// Each header's line start, in order.
-    pub starts: Vec<u32>,
-    /// Each header's item, an id unique to it in this document (the item's table in the
-    /// parse), or [`NONE`] for a section of no item (`[http.routers]`).
-    pub items: Vec<u32>,
-    /// Ids below this are taken.
-    pub ids: u32,
-    /// Whether a key/value outside the items' sections sets something under `http`
-    /// (`[http.routers]` then `web.rule = …`, or an `http = {…}` inline table): then an
-    /// item's content is not all in its own sections.
-    pub loose: bool,
-    /// Whether a key/value comes before the first header.
-    pub root_keys: bool,
-    /// YAML only: each section's `http` section (0 routers, 1 services, 2 middlewares) for
-    /// an item's, `u8::MAX` for others; and the indentation of the first line.
-    pub sections: Vec<u8>,
-    pub indent: usize,
 }
 
 /// What an outlined parse knows of the section being parsed.

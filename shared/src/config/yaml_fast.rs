@@ -4,14 +4,16 @@
 //! `serde_norway` runs a full YAML parser into a `Value`, which [`Node::from_yaml`] then
 //! copies: a 10,000-router file takes ~60 ms, ten times its TOML twin. This parser takes block
 //! mappings and sequences (sequences also at their key's indentation), one-line plain,
-//! single- and double-quoted scalars, one-line flow sequences of scalars and comments. It is
+//! single- and double-quoted scalars, one-line flow sequences of scalars, `{}` and comments,
+//! and records the document's outline for partial reparses (see [`Ctx`]). It is
 //! a fast path, not a second YAML implementation: anything else (anchors and aliases, tags,
 //! block and multi-line scalars, flow mappings, merge keys, several documents, tabs, a plain
 //! scalar that may not be a string — `1.0`, `0x10`, `True`, `-1`) it declines with `None`,
 //! and the caller takes the `serde_norway` path, which also words the errors. A differential
 //! test holds it to that path's trees.
 
-use super::toml_fast::{Outline, NONE};
+use super::reparse::Outline;
+use super::toml_fast::NONE;
 use crate::config::Node;
 use rustc_hash::FxHashSet;
 
