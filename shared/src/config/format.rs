@@ -29,8 +29,8 @@ impl Format {
         self.parse_tree_with(text, false).map(|(tree, _)| tree)
     }
 
-    /// As [`Format::parse_tree`], with the outline of a TOML document that the fast parser
-    /// took (when `outline`).
+    /// As [`Format::parse_tree`], with the outline of a document that a fast parser took
+    /// (when `outline`; a document only the slower paths take has none).
     pub(crate) fn parse_tree_with(
         self,
         text: &str,
@@ -38,19 +38,19 @@ impl Format {
     ) -> Result<(Node, Option<Outline>), String> {
         match self {
             Format::Toml => {
-                if outline {
-                    if let Some((node, outline)) = super::toml_fast::parse_outlined(text) {
-                        return Ok((node, Some(outline)));
-                    }
-                }
                 // Three paths, fastest first. Our own single-pass parser builds the nodes
                 // directly (a 10,000-router file: ~6x faster than `toml`); it declines
                 // anything it is unsure `toml` accepts as is (datetimes, errors). Then
                 // `toml`'s borrowed tree straight into nodes, without `toml::Value`s. Anything
                 // that does not take either (a syntax error, an integer out of range) goes
                 // the slow way, which words the error.
-                if let Some(node) = super::toml_fast::parse(text).filter(|_| !outline) {
-                    return Ok((node, None));
+                let fast = if outline {
+                    super::toml_fast::parse_outlined(text).map(|(node, o)| (node, Some(o)))
+                } else {
+                    super::toml_fast::parse(text).map(|node| (node, None))
+                };
+                if let Some(parsed) = fast {
+                    return Ok(parsed);
                 }
                 if let Some(node) = toml::de::DeTable::parse(text)
                     .ok()
@@ -74,13 +74,14 @@ impl Format {
                 // Our own parser of the block subset first (a 10,000-router file: ~10x faster
                 // than `serde_norway`); it declines anything else (anchors, tags, block
                 // scalars, flow mappings, …), which `serde_norway` parses and words the errors.
-                if outline {
+                let fast = if outline {
                     let root = super::yaml_fast::Ctx::Root;
-                    if let Some((node, outline)) = super::yaml_fast::parse_outlined(text, root) {
-                        return Ok((node, Some(outline)));
-                    }
-                } else if let Some(node) = super::yaml_fast::parse(text) {
-                    return Ok((node, None));
+                    super::yaml_fast::parse_outlined(text, root).map(|(node, o)| (node, Some(o)))
+                } else {
+                    super::yaml_fast::parse(text).map(|node| (node, None))
+                };
+                if let Some(parsed) = fast {
+                    return Ok(parsed);
                 }
                 if text.trim().is_empty() {
                     return Ok((Node::empty(), None));

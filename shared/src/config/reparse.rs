@@ -155,18 +155,20 @@ impl Document {
     ) -> Option<Vec<ItemChange>> {
         let outline = self.outline.as_ref()?;
         let (old_b, new_b) = (old.as_bytes(), new.as_bytes());
-        let old_range = |r: &Region| {
-            let at = |k: usize| outline.starts.get(k).map_or(old_b.len(), |&s| s as usize);
-            at(r.sections.start)..at(r.sections.end)
-        };
+        let at = |k: usize| outline.starts.get(k).map_or(old_b.len(), |&s| s as usize);
+        // Each region's bytes in the old text.
+        let old_ranges: Vec<std::ops::Range<usize>> = regions
+            .iter()
+            .map(|r| at(r.sections.start)..at(r.sections.end))
+            .collect();
         let mut size = 0;
-        for r in regions {
+        for (r, old_range) in regions.iter().zip(&old_ranges) {
             // A region must end a line, as the old one did, so the text after it reads as
             // before.
             if r.new.end > 0 && r.new.end < new_b.len() && new_b[r.new.end - 1] != b'\n' {
                 return None;
             }
-            size += old_range(r).len().max(r.new.len());
+            size += old_range.len().max(r.new.len());
         }
         if size > old_b.len() / MAX_REGION_SHARE {
             return None;
@@ -195,8 +197,8 @@ impl Document {
         let mut befores = Vec::with_capacity(regions.len());
         let mut afters = Vec::with_capacity(regions.len());
         let mut sections = Vec::with_capacity(regions.len());
-        for r in regions {
-            let (old_text, new_text) = (old.get(old_range(r))?, new.get(r.new.clone())?);
+        for (r, old_range) in regions.iter().zip(&old_ranges) {
+            let (old_text, new_text) = (old.get(old_range.clone())?, new.get(r.new.clone())?);
             match self.format {
                 Format::Toml => {
                     let (before, _) = toml_fast::parse_outlined(old_text)?;
@@ -241,7 +243,7 @@ impl Document {
         let mut item_ids = Vec::with_capacity(starts.capacity());
         let mut parents = Vec::with_capacity(outline.sections.len() + 16);
         let (mut next_old, mut shift, mut ids) = (0, 0_i64, Some(outline.ids));
-        for (r, (_, after_outline)) in regions.iter().zip(&afters) {
+        for ((r, old_range), (_, after_outline)) in regions.iter().zip(&old_ranges).zip(&afters) {
             for k in next_old..r.sections.start {
                 starts.push((i64::from(outline.starts[k]) + shift) as u32);
                 item_ids.push(outline.items[k]);
@@ -252,11 +254,7 @@ impl Document {
             starts.extend(after_outline.starts.iter().map(|s| s + r.new.start as u32));
             item_ids.extend(after_outline.items.iter().map(|id| id.wrapping_add(base)));
             ids = ids.and_then(|i| i.checked_add(after_outline.ids));
-            let old_len = {
-                let at = |k: usize| outline.starts.get(k).map_or(old_b.len(), |&s| s as usize);
-                at(r.sections.end) - at(r.sections.start)
-            };
-            shift += r.new.len() as i64 - old_len as i64;
+            shift += r.new.len() as i64 - old_range.len() as i64;
             next_old = r.sections.end;
         }
         for k in next_old..outline.starts.len() {
