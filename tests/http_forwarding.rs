@@ -333,6 +333,16 @@ fn content_length_chunked_and_close_delimited_bodies_arrive_intact() {
         "Content-Length body differs"
     );
 
+    // Around the response head read (16 KiB: a longer body is left to the pump) and the
+    // splice threshold (64 KiB: the head and the bytes read with it go through the pipe).
+    for n in [16_000, 16_384, 40_000, 65_535, 65_536, 70_000] {
+        let r = c
+            .get("body.test", &format!("/bytes/{n}"))
+            .expect("GET /bytes/n");
+        assert_eq!(r.status, 200);
+        assert!(r.body == pattern_bytes(n), "{n}-byte body differs");
+    }
+
     let r = c.get("body.test", "/chunked/50").expect("GET /chunked");
     assert_eq!(r.status, 200);
     let expected: Vec<u8> = (0..50).flat_map(chunk_payload).collect();

@@ -18,11 +18,11 @@ use crate::http::rewrite::{
     ForwardContext, ResponseConnection,
 };
 use crate::snapshot::Pick;
-use crate::worker::{ActiveGuard, WorkerCtx};
+use crate::worker::{ActiveGuard, WorkerCtx, REPLY_BUF};
 use body::{pump, BodyState, PumpError};
 pub(crate) use io::with_timeout;
 pub(crate) use io::IdleClock;
-use io::{read_append, write_from, write_range};
+use io::{read_append, read_append_at_most, write_from, write_range};
 use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt, Split};
 use monoio::net::TcpStream;
 pub use prefixed::Prefixed;
@@ -861,7 +861,7 @@ async fn exchange<C: Downstream>(
             return (Err(f), out);
         }
     }
-    let mut ubuf = w.bodies.take();
+    let mut ubuf = w.replies.take();
     let mut rh = ResponseHead::new();
     let mut got_any = false;
     let result = loop {
@@ -897,7 +897,7 @@ async fn exchange<C: Downstream>(
         break Ok(());
     };
     if let Err(f) = result {
-        w.bodies.give(ubuf);
+        w.replies.give(ubuf);
         return (Err(f), out);
     }
     // A final answer without reading the body we held back: the client may still send it.
@@ -914,7 +914,7 @@ async fn exchange<C: Downstream>(
         let mut resp = Vec::with_capacity(256);
         write_response_head(&mut resp, &ubuf, &rh, false);
         resp.extend_from_slice(&ubuf[rh.head_len..]);
-        w.bodies.give(ubuf);
+        w.replies.give(ubuf);
         let (r, _) = client.write_all(resp).await;
         if r.is_ok() {
             let pending = std::mem::take(rbuf);
@@ -942,28 +942,11 @@ async fn exchange<C: Downstream>(
         Ok(n) => n,
         Err(_) => {
             w.heads.give(resp);
-            w.bodies.give(ubuf);
+            w.replies.give(ubuf);
             return (Err(Failure::Upstream), out);
         }
     };
     let leftover = ubuf.len() - rh.head_len - inline;
-    // A small body goes out with the head in one send; a large one is sent from `ubuf`
-    // rather than copied.
-    let copy_inline = inline <= crate::worker::HEAD_BUF;
-    if copy_inline {
-        resp.extend_from_slice(&ubuf[rh.head_len..rh.head_len + inline]);
-    }
-    let (mut r, resp) = write_from(client, resp, 0).await;
-    w.heads.give(resp);
-    if r.is_ok() && !copy_inline {
-        let (r2, b) = write_range(client, ubuf, rh.head_len, rh.head_len + inline).await;
-        ubuf = b;
-        r = r2;
-    }
-    if r.is_err() {
-        w.bodies.give(ubuf);
-        return (Ok(false), out);
-    }
     let mut clean = leftover == 0;
     let splice_len = match resp_body {
         _ if client.plain().is_none() => None,
@@ -971,43 +954,60 @@ async fn exchange<C: Downstream>(
         BodyState::UntilClose => Some(None),
         _ => None,
     };
-    if let Some(len) = splice_len {
-        w.bodies.give(ubuf);
-        let relayed = match client.plain() {
-            Some(plain) => {
-                let idle = IdleClock::new(w.upstream.idle_conn);
-                splice::relay(&upstream, plain, len, &w.pipes, &idle).await
-            }
-            None => Err(PumpError::Truncated),
-        };
+    let body_read = &ubuf[rh.head_len..rh.head_len + inline];
+    if let (Some(len), Some(plain)) = (splice_len, client.plain()) {
+        // The head and the body bytes read with it go through the pipe, ahead of the rest.
+        let idle = IdleClock::new(w.upstream.idle_conn);
+        let prefix = [&resp[..], body_read];
+        let relayed = splice::relay(&upstream, plain, len, prefix, &w.pipes, &idle).await;
+        w.heads.give(resp);
+        w.replies.give(ubuf);
         if let Err(e) = relayed {
             tracing::debug!(server = %server.url, error = %e, "response body relay failed");
             return (Ok(false), out);
         }
         ubuf = Vec::new();
-    } else if !resp_body.is_done() {
+    } else {
+        // A small body goes out with the head in one send; a large one is sent from `ubuf`
+        // rather than copied.
+        let copy_inline = inline <= crate::worker::HEAD_BUF;
+        if copy_inline {
+            resp.extend_from_slice(body_read);
+        }
+        let (mut r, resp) = write_from(client, resp, 0).await;
+        w.heads.give(resp);
+        if r.is_ok() && !copy_inline {
+            let (r2, b) = write_range(client, ubuf, rh.head_len, rh.head_len + inline).await;
+            ubuf = b;
+            r = r2;
+        }
+        if r.is_err() {
+            w.replies.give(ubuf);
+            return (Ok(false), out);
+        }
+    }
+    if !resp_body.is_done() && splice_len.is_none() {
+        // The rest of the body streams through a body buffer (what `ubuf` held is sent).
+        w.replies.give(ubuf);
         let (r, b) = pump(
             &mut upstream,
             client,
             &mut resp_body,
-            ubuf,
+            w.bodies.take(),
             w.upstream.idle_conn,
         )
         .await;
-        ubuf = b;
-        match r {
-            Ok(extra_from) => {
-                clean &= extra_from == ubuf.len() || matches!(rh.framing, Framing::UntilClose)
-            }
-            Err(e) => {
-                tracing::debug!(server = %server.url, error = %e, "response body relay failed");
-                w.bodies.give(ubuf);
-                // The head is out: all we can do is close.
-                return (Ok(false), out);
-            }
+        let clean_end = r.as_ref().is_ok_and(|&extra_from| extra_from == b.len());
+        w.bodies.give(b);
+        if let Err(e) = r {
+            tracing::debug!(server = %server.url, error = %e, "response body relay failed");
+            // The head is out: all we can do is close.
+            return (Ok(false), out);
         }
+        clean &= clean_end || matches!(rh.framing, Framing::UntilClose);
+        ubuf = Vec::new();
     }
-    w.bodies.give(ubuf);
+    w.replies.give(ubuf);
     if clean && upstream_keep_alive && !body_unsent && !matches!(rh.framing, Framing::UntilClose) {
         w.pool
             .borrow_mut()
@@ -1034,7 +1034,7 @@ async fn send_body<C: Downstream>(
         if rem >= splice::SPLICE_MIN {
             *req_body = BodyState::Done;
             let idle = IdleClock::new(ep.read_timeout);
-            return splice::relay(plain, upstream, Some(rem), &w.pipes, &idle)
+            return splice::relay(plain, upstream, Some(rem), [&[], &[]], &w.pipes, &idle)
                 .await
                 .map_err(|e| match e {
                     PumpError::Write(_) => Failure::Upstream,
@@ -1094,7 +1094,11 @@ async fn read_response_head(
             left
         };
         let was_empty = ubuf.is_empty();
-        let Some((res, b)) = with_timeout(limit, read_append(upstream, ubuf, MIN_READ)).await
+        let Some((res, b)) = with_timeout(
+            limit,
+            read_append_at_most(upstream, ubuf, MIN_READ, REPLY_BUF),
+        )
+        .await
         else {
             return (Err(Failure::Timeout), Vec::new());
         };

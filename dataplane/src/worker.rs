@@ -50,6 +50,8 @@ pub struct WorkerCtx {
     pub server_name: Arc<str>,
     /// Rewritten heads.
     pub heads: BufPool,
+    /// Upstream response heads as read (and a small body read with them).
+    pub replies: BufPool,
     /// Body streaming and upstream reads.
     pub bodies: BufPool,
     /// Pipes for splicing large bodies.
@@ -58,6 +60,8 @@ pub struct WorkerCtx {
     pub metrics: Option<RefCell<Recorder>>,
     pub api_socket: Option<std::path::PathBuf>,
     active: Cell<usize>,
+    /// A trim is scheduled (at most one at a time).
+    trim_pending: Cell<bool>,
 }
 
 /// I/O buffers of one size reused across the requests of one worker, so that an idle
@@ -73,6 +77,10 @@ pub struct BufPool {
 pub const BODY_BUF: usize = 64 * 1024;
 /// Buffers that hold a rewritten head (and a small body sent with it).
 pub const HEAD_BUF: usize = 4 * 1024;
+/// Buffers that read an upstream's response head: the head and a small body in one read, a
+/// large body left in the socket for the splice or the body pump (which takes a `BODY_BUF`
+/// then). Every response in flight holds one while its head is awaited.
+pub const REPLY_BUF: usize = 16 * 1024;
 
 impl BufPool {
     pub fn new(size: usize, keep: usize) -> Self {
@@ -114,9 +122,25 @@ pub struct ActiveGuard(Rc<WorkerCtx>);
 
 impl Drop for ActiveGuard {
     fn drop(&mut self) {
-        self.0.active.set(self.0.active.get().saturating_sub(1));
+        let ctx = &self.0;
+        ctx.active.set(ctx.active.get().saturating_sub(1));
+        if ctx.active.get() == 0 && !ctx.trim_pending.replace(true) {
+            let ctx = ctx.clone();
+            monoio::spawn(async move {
+                monoio::time::sleep(TRIM_AFTER_IDLE).await;
+                ctx.trim_pending.set(false);
+                if ctx.active.get() == 0 {
+                    // SAFETY: mi_collect only walks and trims this thread's heap.
+                    unsafe { libmimalloc_sys::mi_collect(true) };
+                }
+            });
+        }
     }
 }
+
+/// How long a worker stays without connections before it returns the memory its burst
+/// freed to the kernel (mimalloc keeps freed pages for reuse otherwise).
+const TRIM_AFTER_IDLE: Duration = Duration::from_millis(250);
 
 /// Runs a worker until its drain completes.
 pub fn run(spec: WorkerSpec) -> std::io::Result<()> {
@@ -171,6 +195,7 @@ async fn serve(spec: WorkerSpec) {
         upstream: spec.upstream,
         server_name: spec.server_name,
         heads: BufPool::new(HEAD_BUF, 64),
+        replies: BufPool::new(REPLY_BUF, 16),
         bodies: BufPool::new(BODY_BUF, 8),
         pipes: crate::proxy::PipePool::default(),
         access_log: spec.access_log,
@@ -180,6 +205,7 @@ async fn serve(spec: WorkerSpec) {
             .map(|m| RefCell::new(Recorder::new(&m.bounds))),
         api_socket: spec.api_socket,
         active: Cell::new(0),
+        trim_pending: Cell::new(false),
     });
     if let Some(m) = spec.metrics {
         // Cumulative counters, every second: a lost message costs nothing.

@@ -11,14 +11,25 @@ use std::time::{Duration, Instant};
 /// bytes of room first. Returns the number of bytes read (0 = EOF).
 pub async fn read_append<S: AsyncReadRent>(
     s: &mut S,
+    buf: Vec<u8>,
+    min_spare: usize,
+) -> (io::Result<usize>, Vec<u8>) {
+    read_append_at_most(s, buf, min_spare, usize::MAX).await
+}
+
+/// `read_append` that reads at most `max` bytes (at least one), whatever room `buf` has.
+pub async fn read_append_at_most<S: AsyncReadRent>(
+    s: &mut S,
     mut buf: Vec<u8>,
     min_spare: usize,
+    max: usize,
 ) -> (io::Result<usize>, Vec<u8>) {
     if buf.capacity() - buf.len() < min_spare.max(1) {
         buf.reserve(min_spare.max(1));
     }
     let len = buf.len();
-    let (res, slice) = s.read(buf.slice_mut(len..)).await;
+    let end = buf.capacity().min(len.saturating_add(max.max(1)));
+    let (res, slice) = s.read(buf.slice_mut(len..end)).await;
     (res, slice.into_inner())
 }
 
