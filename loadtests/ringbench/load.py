@@ -12,6 +12,7 @@ import time
 WRK_UNITS_S = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 SIZE_UNITS = {"B": 1, "KB": 1024, "MB": 1024 ** 2, "GB": 1024 ** 3, "TB": 1024 ** 4}
 GRACE_S = 30  # beyond the nominal duration, before a tool is killed
+SETTLE_S = 1  # RSS is read again this long after the tool exits (memory returned by then)
 
 
 class ToolError(Exception):
@@ -125,6 +126,11 @@ def measured(server, argv, parse, timeout):
     requests = result["requests"]
     result["cpu_us_per_req"] = round(cpu * 1e6 / requests, 2) if requests else None
     result["rss_kib"] = group.rss_kib()
+    # Anonymous memory is the process's own; the rest of RSS is mapped files (its binary and
+    # libraries), which the kernel may map in large folios (ext4 on Linux 6.16+ does).
+    result["rss_anon_kib"] = group.rss_kib("RssAnon")
+    time.sleep(SETTLE_S)
+    result["rss_settled_kib"] = group.rss_kib()
     if cp:
         result["controlplane"] = {"cpu_s": round(cp.cpu_seconds() - cp0, 3),
                                   "rss_kib": cp.rss_kib()}

@@ -35,12 +35,13 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
-def rss_kib(pid):
-    """VmRSS of one process in KiB; 0 if gone."""
+def rss_kib(pid, field="VmRSS"):
+    """VmRSS (or another /proc status field in kB, e.g. RssAnon) of one process in KiB; 0 if
+    gone."""
     try:
         with open(f"/proc/{pid}/status") as f:
             for line in f:
-                if line.startswith("VmRSS:"):
+                if line.startswith(field + ":"):
                     return int(line.split()[1])
     except OSError:
         pass
@@ -98,8 +99,8 @@ class Group:
     def cpu_seconds(self):
         return sum(cpu_seconds(p) for p in self.pids())
 
-    def rss_kib(self):
-        return sum(rss_kib(p) for p in self.pids())
+    def rss_kib(self, field="VmRSS"):
+        return sum(rss_kib(p, field) for p in self.pids())
 
 
 class ChildGroup(Group):

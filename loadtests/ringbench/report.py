@@ -98,11 +98,13 @@ def _main_table(meta, runs):
         "",
         "CPU µs/req is the user+system CPU time of the proxy's processes during the run "
         "divided by the requests completed (for ringway: the data plane only). "
+        "RSS MiB is read as the tool exits (in brackets: of it anonymous memory, the "
+        "process's own; the rest is its mapped binary and libraries), then 1 s later. "
         f"{FLAG} marks a run with errors; its numbers are not comparable.",
         "",
         "| scenario | target | req/s | transfer/s | p50 ms | p90 ms | p99 ms | CPU µs/req "
-        "| RSS MiB | errors |",
-        "|---|---|--:|--:|--:|--:|--:|--:|--:|---|",
+        "| RSS MiB (anon) | RSS 1 s later | errors |",
+        "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|---|",
     ]
     for scenario in meta["scenarios"]:
         for r in _order([r for r in runs if r["scenario"] == scenario["name"]]):
@@ -115,7 +117,8 @@ def _main_table(meta, runs):
                 f"| {_bytes_per_s(r.get('transfer_bytes_per_s'))} "
                 f"| {_fmt(lat.get('p50'), 2)} | {_fmt(lat.get('p90'), 2)} "
                 f"| {_fmt(lat.get('p99'), 2)} | {_fmt(r.get('cpu_us_per_req'), 1)} "
-                f"| {_fmt(_mib(r.get('rss_kib')), 1)} | {_errors(r)} |")
+                f"| {_fmt(_mib(r.get('rss_kib')), 1)} ({_fmt(_mib(r.get('rss_anon_kib')), 1)}) "
+                f"| {_fmt(_mib(r.get('rss_settled_kib')), 1)} | {_errors(r)} |")
     return lines + [""]
 
 
