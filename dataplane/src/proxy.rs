@@ -121,7 +121,7 @@ pub async fn serve_connection(
             let server = snap.pick_tcp_server(route.service);
             drop(snap);
             if let Some(addr) = server {
-                crate::tcp::forward_plain(client, Vec::new(), addr, &ep, &w).await;
+                Box::pin(crate::tcp::forward_plain(client, Vec::new(), addr, &ep, &w)).await;
             }
             return;
         }
@@ -172,14 +172,14 @@ pub async fn serve_connection(
                 drop(snap);
                 let Some(addr) = server else { return };
                 if mode == TcpTls::Passthrough {
-                    crate::tcp::forward_plain(client, rbuf, addr, &ep, &w).await;
-                } else if let Some(Ok(tls)) = with_timeout(
+                    Box::pin(crate::tcp::forward_plain(client, rbuf, addr, &ep, &w)).await;
+                } else if let Some(Ok(tls)) = Box::pin(with_timeout(
                     ep.read_timeout,
                     acceptor.accept(Prefixed::new(rbuf, client)),
-                )
+                ))
                 .await
                 {
-                    crate::tcp::forward_stream(tls, addr, &ep, &w).await;
+                    Box::pin(crate::tcp::forward_stream(tls, addr, &ep, &w)).await;
                 }
                 return;
             }
@@ -187,8 +187,10 @@ pub async fn serve_connection(
         let acceptor = snap.tls().for_sni(sni).clone();
         drop(snap);
         let io = Prefixed::new(rbuf, client);
-        match with_timeout(ep.read_timeout, acceptor.accept(io)).await {
-            Some(Ok(tls)) => serve_http(tls, peer, ep, w, Vec::with_capacity(READ_BUF)).await,
+        match Box::pin(with_timeout(ep.read_timeout, acceptor.accept(io))).await {
+            Some(Ok(tls)) => {
+                Box::pin(serve_http(tls, peer, ep, w, Vec::with_capacity(READ_BUF))).await
+            }
             Some(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
             None => tracing::debug!(%peer, "TLS handshake timed out"),
         }
@@ -197,7 +199,7 @@ pub async fn serve_connection(
             let server = snap.pick_tcp_server(route.service);
             drop(snap);
             if let Some(addr) = server {
-                crate::tcp::forward_plain(client, rbuf, addr, &ep, &w).await;
+                Box::pin(crate::tcp::forward_plain(client, rbuf, addr, &ep, &w)).await;
             }
             return;
         }
@@ -253,7 +255,9 @@ async fn serve_http<C: Downstream>(
             }
         }
         first = false;
-        let keep = handle_request(&mut client, peer, &mut rbuf, &head, &ep, &w).await;
+        // Boxed: an idle keep-alive connection's task holds only what awaits its next
+        // request, not the state of forwarding one (a Box per request instead).
+        let keep = Box::pin(handle_request(&mut client, peer, &mut rbuf, &head, &ep, &w)).await;
         if !keep || w.shutdown.is_fired() {
             return;
         }
