@@ -124,7 +124,9 @@ impl Drop for ActiveGuard {
     fn drop(&mut self) {
         let ctx = &self.0;
         ctx.active.set(ctx.active.get().saturating_sub(1));
-        if ctx.active.get() == 0 && !ctx.trim_pending.replace(true) {
+        // Never once the drain began: a connection task dropped after the runtime stopped
+        // (one that outlived the grace) must not spawn, which would panic outside it.
+        if ctx.active.get() == 0 && !ctx.shutdown.is_fired() && !ctx.trim_pending.replace(true) {
             let ctx = ctx.clone();
             monoio::spawn(async move {
                 monoio::time::sleep(TRIM_AFTER_IDLE).await;
