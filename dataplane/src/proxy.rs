@@ -952,8 +952,8 @@ async fn exchange<C: Downstream>(
     };
     let leftover = ubuf.len() - rh.head_len - inline;
     let mut clean = leftover == 0;
+    // Spliced when both sides are plain sockets (the `if let` below).
     let splice_len = match resp_body {
-        _ if client.plain().is_none() => None,
         BodyState::Length(rem) if rem >= splice::SPLICE_MIN => Some(Some(rem)),
         BodyState::UntilClose => Some(None),
         _ => None,
@@ -970,7 +970,6 @@ async fn exchange<C: Downstream>(
             tracing::debug!(server = %server.url, error = %e, "response body relay failed");
             return (Ok(false), out);
         }
-        ubuf = Vec::new();
     } else {
         // A small body goes out with the head in one send; a large one is sent from `ubuf`
         // rather than copied.
@@ -985,33 +984,30 @@ async fn exchange<C: Downstream>(
             ubuf = b;
             r = r2;
         }
-        if r.is_err() {
-            w.replies.give(ubuf);
-            return (Ok(false), out);
-        }
-    }
-    if !resp_body.is_done() && splice_len.is_none() {
-        // The rest of the body streams through a body buffer (what `ubuf` held is sent).
         w.replies.give(ubuf);
-        let (r, b) = pump(
-            &mut upstream,
-            client,
-            &mut resp_body,
-            w.bodies.take(),
-            w.upstream.idle_conn,
-        )
-        .await;
-        let clean_end = r.as_ref().is_ok_and(|&extra_from| extra_from == b.len());
-        w.bodies.give(b);
-        if let Err(e) = r {
-            tracing::debug!(server = %server.url, error = %e, "response body relay failed");
-            // The head is out: all we can do is close.
+        if r.is_err() {
             return (Ok(false), out);
         }
-        clean &= clean_end || matches!(rh.framing, Framing::UntilClose);
-        ubuf = Vec::new();
+        if !resp_body.is_done() {
+            // The rest of the body streams through a body buffer.
+            let (r, b) = pump(
+                &mut upstream,
+                client,
+                &mut resp_body,
+                w.bodies.take(),
+                w.upstream.idle_conn,
+            )
+            .await;
+            let clean_end = r.as_ref().is_ok_and(|&extra_from| extra_from == b.len());
+            w.bodies.give(b);
+            if let Err(e) = r {
+                tracing::debug!(server = %server.url, error = %e, "response body relay failed");
+                // The head is out: all we can do is close.
+                return (Ok(false), out);
+            }
+            clean &= clean_end || matches!(rh.framing, Framing::UntilClose);
+        }
     }
-    w.replies.give(ubuf);
     if clean && upstream_keep_alive && !body_unsent && !matches!(rh.framing, Framing::UntilClose) {
         w.pool
             .borrow_mut()
